@@ -1,0 +1,126 @@
+//! `codegate`: the server, first-run setup, and (soon) a client for remote servers.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use codegate_server::{bootstrap, open_store, serve, ServerConfig};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "codegate",
+    version,
+    about = "Issue, manage and redeem activation, invitation, promo and gift codes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data lives; shared by `serve` and `init`.
+#[derive(clap::Args, Clone)]
+struct DataArgs {
+    /// Directory for the SQLite database and the master key.
+    #[arg(long, env = "CODEGATE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Database URL; default: SQLite in the data directory.
+    #[arg(long, env = "CODEGATE_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API until SIGTERM.
+    Serve {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long, env = "CODEGATE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        data: DataArgs,
+        /// How many seconds X-Timestamp may differ from the server's clock.
+        #[arg(long, env = "CODEGATE_SIGNATURE_WINDOW", default_value_t = 300)]
+        signature_window: i64,
+    },
+    /// Create the first admin and an all-scopes token, printed once.
+    Init {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Print the credentials as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CODEGATE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("CODEGATE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn config(listen: SocketAddr, data: DataArgs) -> ServerConfig {
+    let mut config = ServerConfig::new(listen, data.data_dir);
+    config.database_url = data.database_url.filter(|u| !u.is_empty());
+    config.master_key = std::env::var("CODEGATE_MASTER_KEY")
+        .ok()
+        .filter(|k| !k.is_empty());
+    config
+}
+
+#[tokio::main]
+async fn main() {
+    init_logging();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("codegate: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            listen,
+            data,
+            signature_window,
+        } => {
+            let mut config = config(listen, data);
+            config.signature_window_secs = signature_window;
+            serve(config, |addr| {
+                // Scripts and tests read this line to learn the port.
+                println!("listening on http://{addr}");
+                let _ = std::io::stdout().flush();
+            })
+            .await
+        }
+        Command::Init { data, json } => {
+            let config = config(SocketAddr::from(([127, 0, 0, 1], 8080)), data);
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating {}", config.data_dir.display()))?;
+            let store = open_store(&config)?;
+            let Some(first) = bootstrap::ensure_first_admin(store.as_ref()).await? else {
+                anyhow::bail!("this installation already has users; init runs only once");
+            };
+            if json {
+                println!("{}", serde_json::to_string(&first)?);
+            } else {
+                println!(
+                    "username: {}\npassword: {}\ntoken:    {}",
+                    first.username, first.password, first.token
+                );
+                println!(
+                    "Shown only once. Start the server with: codegate serve --data-dir {}",
+                    config.data_dir.display()
+                );
+            }
+            Ok(())
+        }
+    }
+}

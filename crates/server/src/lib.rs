@@ -1,0 +1,98 @@
+//! CodeGate's HTTP layer: routing, authentication, problem+json errors, and
+//! the server's life cycle (start, first-run setup, graceful shutdown).
+
+pub mod auth;
+pub mod bootstrap;
+pub mod config;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod secrets;
+pub mod state;
+
+use anyhow::Context;
+use codegate_storage::sqlite::SqliteStore;
+use codegate_storage::Store;
+pub use config::ServerConfig;
+use state::AppState;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// Opens the configured database (creating and migrating it).
+pub fn open_store(config: &ServerConfig) -> anyhow::Result<Arc<dyn Store>> {
+    let path = config.sqlite_path()?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("opening the database at {}", path.display()))?;
+    Ok(Arc::new(store))
+}
+
+pub fn app(state: AppState) -> axum::Router {
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    routes::router(state)
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
+/// `on_listening` is told the bound address (useful with port 0).
+pub async fn serve(
+    config: ServerConfig,
+    on_listening: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = open_store(&config)?;
+    let master_key =
+        secrets::MasterKey::load_or_create(config.master_key.as_deref(), &config.data_dir)?;
+    if let Some(first) = bootstrap::ensure_first_admin(store.as_ref()).await? {
+        bootstrap::announce_first_admin(&first, &config.listen);
+    }
+    let state = AppState {
+        store,
+        master_key,
+        config: Arc::new(config.clone()),
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "codegate is serving");
+    on_listening(addr);
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    tracing::info!("stopped: in-flight requests are answered");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+}

@@ -1,0 +1,524 @@
+//! Code management (Bearer tokens): generation, import, update.
+
+use super::sdk::project_for;
+use super::{audit, Audit};
+use crate::auth::BearerCaller;
+use crate::dto::CodeDto;
+use crate::error::ApiError;
+use crate::extract::{check_id, check_len, nullable, parse_json, ApiPath};
+use crate::state::{now, AppState};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::Json;
+use bytes::Bytes;
+use codegate_domain::generation::{Pattern, PatternSpec};
+use codegate_domain::ids::new_id;
+use codegate_domain::model::{CodeRules, Project, Scope};
+use codegate_domain::normalize::{normalize_code, validate_code};
+use codegate_storage::{Batch, CodePatch, NewCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// Codes are written in chunks of this many, each one transaction.
+const CHUNK: usize = 10_000;
+/// Generated codes are returned inline up to this count.
+const INLINE_CODES: u64 = 10_000;
+const MAX_METADATA_BYTES: usize = 4096;
+const MAX_USES_LIMIT: i64 = 1_000_000;
+
+/// What to generate: a request's choices over the project's rules.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PatternOverrides {
+    length: Option<usize>,
+    prefix: Option<String>,
+    suffix: Option<String>,
+    charset: Option<String>,
+    group: Option<usize>,
+    check_char: Option<bool>,
+}
+
+pub(crate) fn pattern_spec(rules: &CodeRules, o: &PatternOverrides) -> PatternSpec {
+    PatternSpec {
+        charset: o.charset.clone().or_else(|| rules.charset.clone()),
+        length: o.length.or(rules.length),
+        prefix: o.prefix.clone().or_else(|| rules.prefix.clone()),
+        suffix: o.suffix.clone().or_else(|| rules.suffix.clone()),
+        group: o.group.or(rules.group),
+        check_char: o.check_char.unwrap_or(rules.check_char),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenerateBody {
+    count: u64,
+    #[serde(flatten)]
+    pattern: PatternOverrides,
+    expires_at: Option<i64>,
+    max_uses: Option<i64>,
+    metadata: Option<Value>,
+    batch_name: Option<String>,
+}
+
+fn check_max_uses(max_uses: i64) -> Result<i64, ApiError> {
+    if (1..=MAX_USES_LIMIT).contains(&max_uses) {
+        Ok(max_uses)
+    } else {
+        Err(ApiError::validation(format!(
+            "max_uses must be from 1 to {MAX_USES_LIMIT}"
+        )))
+    }
+}
+
+fn check_metadata(metadata: &Option<Value>) -> Result<(), ApiError> {
+    match metadata {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(_))
+            if metadata.as_ref().unwrap().to_string().len() <= MAX_METADATA_BYTES =>
+        {
+            Ok(())
+        }
+        Some(Value::Object(_)) => Err(ApiError::validation(format!(
+            "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"
+        ))),
+        Some(_) => Err(ApiError::validation("metadata must be a JSON object")),
+    }
+}
+
+#[derive(Serialize)]
+pub struct GenerateAnswer {
+    batch_id: String,
+    count: u64,
+    /// The new codes, when there are at most 10,000 of them; else export the batch.
+    codes: Vec<String>,
+    codes_inline: bool,
+}
+
+pub async fn generate(
+    State(state): State<AppState>,
+    ApiPath(pid): ApiPath<String>,
+    caller: BearerCaller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<GenerateAnswer>), ApiError> {
+    let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
+    let b: GenerateBody = parse_json(&body)?;
+    let pattern = Pattern::new(&pattern_spec(&project.rules, &b.pattern))
+        .map_err(|e| ApiError::validation(e.to_string()))?;
+    pattern
+        .check_count(b.count)
+        .map_err(|e| ApiError::validation(e.to_string()))?;
+    let max_uses = check_max_uses(b.max_uses.unwrap_or(1))?;
+    check_metadata(&b.metadata)?;
+    if let Some(n) = &b.batch_name {
+        check_len("batch_name", n, 100)?;
+    }
+    let now = now();
+    let batch = Batch {
+        id: new_id(),
+        project_id: project.id.clone(),
+        name: b.batch_name,
+        source: "generate",
+        pattern: Some(format!("{pattern:?}")),
+        requested: b.count as i64,
+        metadata: b.metadata.clone(),
+        created_at: now,
+    };
+    state.store.create_batch(&batch).await?;
+
+    let inline = b.count <= INLINE_CODES;
+    let mut shown = Vec::new();
+    let mut remaining = b.count as usize;
+    let mut fruitless_rounds = 0;
+    while remaining > 0 {
+        let chunk: Vec<NewCode> = {
+            // The RNG is not Send: draw the whole chunk before the next await.
+            let mut rng = rand::rng();
+            (0..remaining.min(CHUNK))
+                .map(|_| {
+                    let code = pattern.generate(&mut rng);
+                    NewCode {
+                        id: new_id(),
+                        code_norm: normalize_code(&code, project.rules.normalize),
+                        code,
+                        disabled: false,
+                        expires_at: b.expires_at,
+                        max_uses,
+                        use_count: 0,
+                        verified_at: None,
+                        verified_by: None,
+                        metadata: b.metadata.clone(),
+                    }
+                })
+                .collect()
+        };
+        let codes: Vec<String> = if inline {
+            chunk.iter().map(|c| c.code.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        let report = state
+            .store
+            .insert_codes(&project.id, Some(&batch.id), chunk, now)
+            .await?;
+        if inline {
+            let mut skipped = report.duplicates.iter().peekable();
+            for (i, code) in codes.into_iter().enumerate() {
+                if skipped.next_if_eq(&&i).is_none() {
+                    shown.push(code);
+                }
+            }
+        }
+        remaining -= report.inserted as usize;
+        // Collisions are retried; a pattern that keeps colliding is nearly full.
+        fruitless_rounds = if report.inserted == 0 {
+            fruitless_rounds + 1
+        } else {
+            0
+        };
+        if fruitless_rounds >= 5 {
+            return Err(ApiError::Conflict {
+                code: "PATTERN_EXHAUSTED",
+                detail: format!(
+                    "only {} of {} codes could be made unique in this project",
+                    b.count as usize - remaining,
+                    b.count
+                ),
+            });
+        }
+    }
+    audit(
+        &state,
+        &caller.principal,
+        &caller.origin,
+        Audit {
+            action: "codes.generate",
+            resource_type: "batch",
+            resource_id: Some(&batch.id),
+            project_id: Some(&project.id),
+            detail: Some(json!({"count": b.count})),
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(GenerateAnswer {
+            batch_id: batch.id,
+            count: b.count,
+            codes: shown,
+            codes_inline: inline,
+        }),
+    ))
+}
+
+/// One row of an import, after parsing.
+#[derive(Deserialize, Default)]
+struct ImportRow {
+    code: Option<String>,
+    expires_at: Option<i64>,
+    max_uses: Option<i64>,
+    metadata: Option<Value>,
+    disabled: Option<bool>,
+    use_count: Option<i64>,
+    verified_at: Option<i64>,
+    verified_by: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Rejection {
+    line: u64,
+    code: Option<String>,
+    reason: String,
+}
+
+#[derive(Serialize)]
+pub struct ImportAnswer {
+    batch_id: String,
+    imported: u64,
+    rejected: Vec<Rejection>,
+}
+
+fn parse_int(field: &str, s: &str) -> Result<Option<i64>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| format!("{field} must be an integer"))
+}
+
+fn parse_bool(field: &str, s: &str) -> Result<Option<bool>, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "1" | "true" | "yes" => Ok(Some(true)),
+        "0" | "false" | "no" => Ok(Some(false)),
+        _ => Err(format!("{field} must be true or false")),
+    }
+}
+
+/// Parses CSV with a header row naming at least `code`.
+fn parse_csv(
+    body: &[u8],
+) -> Result<Vec<(u64, Result<ImportRow, (Option<String>, String)>)>, ApiError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::Headers)
+        .from_reader(body);
+    let headers = reader
+        .headers()
+        .map_err(|e| ApiError::validation(format!("invalid CSV header: {e}")))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let code_col = col("code")
+        .ok_or_else(|| ApiError::validation("the CSV header must name a 'code' column"))?;
+    let cols = [
+        col("expires_at"),
+        col("max_uses"),
+        col("metadata"),
+        col("disabled"),
+        col("use_count"),
+        col("verified_at"),
+        col("verified_by"),
+    ];
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| ApiError::validation(format!("invalid CSV: {e}")))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let get = |c: Option<usize>| c.and_then(|i| record.get(i)).unwrap_or("");
+        let code = record.get(code_col).map(str::to_owned);
+        let parsed = (|| -> Result<ImportRow, String> {
+            let metadata = get(cols[2]).trim();
+            Ok(ImportRow {
+                code: code.clone(),
+                expires_at: parse_int("expires_at", get(cols[0]))?,
+                max_uses: parse_int("max_uses", get(cols[1]))?,
+                metadata: if metadata.is_empty() {
+                    None
+                } else {
+                    Some(
+                        serde_json::from_str(metadata)
+                            .map_err(|_| "metadata must be JSON".to_owned())?,
+                    )
+                },
+                disabled: parse_bool("disabled", get(cols[3]))?,
+                use_count: parse_int("use_count", get(cols[4]))?,
+                verified_at: parse_int("verified_at", get(cols[5]))?,
+                verified_by: Some(get(cols[6]).to_owned()).filter(|s| !s.is_empty()),
+            })
+        })();
+        rows.push((line, parsed.map_err(|reason| (code, reason))));
+    }
+    Ok(rows)
+}
+
+/// Parses JSON Lines: one object per line; blank lines are skipped.
+fn parse_jsonl(body: &[u8]) -> Vec<(u64, Result<ImportRow, (Option<String>, String)>)> {
+    body.split(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
+        .map(|(i, line)| {
+            let parsed = serde_json::from_slice::<ImportRow>(line).map_err(|e| {
+                let code = serde_json::from_slice::<Value>(line)
+                    .ok()
+                    .and_then(|v| v["code"].as_str().map(str::to_owned));
+                (code, format!("invalid JSON line: {e}"))
+            });
+            (i as u64 + 1, parsed)
+        })
+        .collect()
+}
+
+fn to_new_code(project: &Project, row: ImportRow) -> Result<NewCode, String> {
+    let code = row.code.ok_or("code is missing")?;
+    validate_code(&code)?;
+    let max_uses = row.max_uses.unwrap_or(1);
+    if !(1..=MAX_USES_LIMIT).contains(&max_uses) {
+        return Err(format!("max_uses must be from 1 to {MAX_USES_LIMIT}"));
+    }
+    let use_count = row.use_count.unwrap_or(0);
+    if !(0..=max_uses).contains(&use_count) {
+        return Err("use_count must be from 0 to max_uses".into());
+    }
+    if !matches!(
+        row.metadata,
+        None | Some(Value::Object(_)) | Some(Value::Null)
+    ) {
+        return Err("metadata must be a JSON object".into());
+    }
+    Ok(NewCode {
+        id: new_id(),
+        code_norm: normalize_code(&code, project.rules.normalize),
+        code,
+        disabled: row.disabled.unwrap_or(false),
+        expires_at: row.expires_at,
+        max_uses,
+        use_count,
+        verified_at: row.verified_at,
+        verified_by: row.verified_by,
+        metadata: row.metadata.filter(|m| !m.is_null()),
+    })
+}
+
+pub async fn import(
+    State(state): State<AppState>,
+    ApiPath(pid): ApiPath<String>,
+    caller: BearerCaller,
+    request: Request,
+) -> Result<Json<ImportAnswer>, ApiError> {
+    let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let jsonl = content_type.contains("ndjson")
+        || content_type.contains("jsonl")
+        || content_type.contains("json-lines");
+    let limit = state.config.max_import_bytes;
+    let body = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge { limit })?;
+    let rows = if jsonl {
+        parse_jsonl(&body)
+    } else {
+        parse_csv(&body)?
+    };
+
+    let now = now();
+    let batch = Batch {
+        id: new_id(),
+        project_id: project.id.clone(),
+        name: None,
+        source: "import",
+        pattern: None,
+        requested: rows.len() as i64,
+        metadata: None,
+        created_at: now,
+    };
+    state.store.create_batch(&batch).await?;
+    let mut rejected = Vec::new();
+    let mut pending: Vec<(u64, NewCode)> = Vec::new();
+    let mut imported = 0;
+    for (line, row) in rows {
+        match row.and_then(|r| to_new_code(&project, r).map_err(|e| (None, e))) {
+            Ok(code) => pending.push((line, code)),
+            Err((code, reason)) => rejected.push(Rejection { line, code, reason }),
+        }
+        if pending.len() >= CHUNK {
+            imported += flush(
+                &state,
+                &project,
+                &batch.id,
+                &mut pending,
+                &mut rejected,
+                now,
+            )
+            .await?;
+        }
+    }
+    imported += flush(
+        &state,
+        &project,
+        &batch.id,
+        &mut pending,
+        &mut rejected,
+        now,
+    )
+    .await?;
+    rejected.sort_by_key(|r| r.line);
+    audit(
+        &state,
+        &caller.principal,
+        &caller.origin,
+        Audit {
+            action: "codes.import",
+            resource_type: "batch",
+            resource_id: Some(&batch.id),
+            project_id: Some(&project.id),
+            detail: Some(json!({"imported": imported, "rejected": rejected.len()})),
+        },
+    )
+    .await?;
+    Ok(Json(ImportAnswer {
+        batch_id: batch.id,
+        imported,
+        rejected,
+    }))
+}
+
+async fn flush(
+    state: &AppState,
+    project: &Project,
+    batch_id: &str,
+    pending: &mut Vec<(u64, NewCode)>,
+    rejected: &mut Vec<Rejection>,
+    now: i64,
+) -> Result<u64, ApiError> {
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let (lines, codes): (Vec<u64>, Vec<NewCode>) = std::mem::take(pending).into_iter().unzip();
+    let names: Vec<String> = codes.iter().map(|c| c.code.clone()).collect();
+    let report = state
+        .store
+        .insert_codes(&project.id, Some(batch_id), codes, now)
+        .await?;
+    for i in report.duplicates {
+        rejected.push(Rejection {
+            line: lines[i],
+            code: Some(names[i].clone()),
+            reason: "duplicate code".into(),
+        });
+    }
+    Ok(report.inserted)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateCode {
+    disabled: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    expires_at: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    metadata: Option<Option<Value>>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ApiPath((pid, code_id)): ApiPath<(String, String)>,
+    caller: BearerCaller,
+    body: Bytes,
+) -> Result<Json<CodeDto>, ApiError> {
+    let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
+    check_id(&code_id, "code")?;
+    let b: UpdateCode = parse_json(&body)?;
+    if let Some(m) = &b.metadata {
+        check_metadata(m)?;
+    }
+    let patch = CodePatch {
+        disabled: b.disabled,
+        expires_at: b.expires_at,
+        metadata: b.metadata,
+    };
+    let code = state
+        .store
+        .update_code(&project.id, &code_id, patch)
+        .await?
+        .ok_or(ApiError::NotFound { what: "code" })?;
+    audit(
+        &state,
+        &caller.principal,
+        &caller.origin,
+        Audit {
+            action: "code.update",
+            resource_type: "code",
+            resource_id: Some(&code.id),
+            project_id: Some(&project.id),
+            detail: Some(json!({"disabled": code.disabled, "expires_at": code.expires_at})),
+        },
+    )
+    .await?;
+    Ok(Json(CodeDto::new(code, project.expires_at, now())))
+}

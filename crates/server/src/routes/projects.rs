@@ -1,0 +1,170 @@
+//! Project management (Bearer tokens).
+
+use super::sdk::project_for;
+use super::{audit, Audit};
+use crate::auth::BearerCaller;
+use crate::dto::ProjectDto;
+use crate::error::ApiError;
+use crate::extract::{check_len, nullable, parse_json, ApiPath};
+use crate::state::{now, AppState};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use bytes::Bytes;
+use codegate_domain::ids::new_id;
+use codegate_domain::model::{CodeRules, Project, Scope};
+use codegate_storage::ProjectPatch;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateProject {
+    name: String,
+    #[serde(default)]
+    description: String,
+    expires_at: Option<i64>,
+    #[serde(default = "enabled")]
+    status: bool,
+    #[serde(default)]
+    rules: Option<CodeRules>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateProject {
+    name: Option<String>,
+    description: Option<String>,
+    status: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    expires_at: Option<Option<i64>>,
+    rules: Option<CodeRules>,
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::validation("name must not be empty"));
+    }
+    check_len("name", name, 100)?;
+    Ok(name.to_owned())
+}
+
+fn check_rules(rules: &CodeRules) -> Result<(), ApiError> {
+    codegate_domain::generation::Pattern::new(&super::codes::pattern_spec(
+        rules,
+        &Default::default(),
+    ))
+    .map(|_| ())
+    .map_err(|e| ApiError::validation(format!("rules: {e}")))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: BearerCaller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ProjectDto>), ApiError> {
+    caller.principal.require(Scope::Write, None)?;
+    let b: CreateProject = parse_json(&body)?;
+    let name = check_name(&b.name)?;
+    check_len("description", &b.description, 1000)?;
+    let rules = b.rules.unwrap_or_default();
+    check_rules(&rules)?;
+    let now = now();
+    let project = Project {
+        id: new_id(),
+        name,
+        description: b.description,
+        enabled: b.status,
+        expires_at: b.expires_at,
+        created_at: now,
+        updated_at: now,
+        rules,
+    };
+    state.store.create_project(&project).await?;
+    audit(
+        &state,
+        &caller.principal,
+        &caller.origin,
+        Audit {
+            action: "project.create",
+            resource_type: "project",
+            resource_id: Some(&project.id),
+            project_id: Some(&project.id),
+            detail: Some(json!({"name": project.name})),
+        },
+    )
+    .await?;
+    let counts = Default::default();
+    Ok((
+        StatusCode::CREATED,
+        Json(ProjectDto::new(project, Some(counts))),
+    ))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: BearerCaller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.principal.require(Scope::Read, None)?;
+    let restriction = caller.principal.project_restriction().map(str::to_owned);
+    let now = now();
+    let mut items = Vec::new();
+    for project in state.store.list_projects().await? {
+        if restriction.as_ref().is_some_and(|r| *r != project.id) {
+            continue;
+        }
+        let counts = state.store.code_counts(&project, now).await?;
+        items.push(ProjectDto::new(project, Some(counts)));
+    }
+    Ok(Json(json!({ "items": items, "total": items.len() })))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    ApiPath(pid): ApiPath<String>,
+    caller: BearerCaller,
+    body: Bytes,
+) -> Result<Json<ProjectDto>, ApiError> {
+    project_for(&state, &caller.principal, &pid, Scope::Write).await?;
+    let b: UpdateProject = parse_json(&body)?;
+    let name = b.name.as_deref().map(check_name).transpose()?;
+    if let Some(d) = &b.description {
+        check_len("description", d, 1000)?;
+    }
+    if let Some(r) = &b.rules {
+        check_rules(r)?;
+    }
+    let patch = ProjectPatch {
+        name,
+        description: b.description,
+        enabled: b.status,
+        expires_at: b.expires_at,
+        rules: b.rules,
+    };
+    let now = now();
+    let project = state
+        .store
+        .update_project(&pid, patch, now)
+        .await?
+        .ok_or(ApiError::NotFound { what: "project" })?;
+    audit(
+        &state,
+        &caller.principal,
+        &caller.origin,
+        Audit {
+            action: "project.update",
+            resource_type: "project",
+            resource_id: Some(&project.id),
+            project_id: Some(&project.id),
+            detail: Some(json!({"status": project.enabled, "expires_at": project.expires_at})),
+        },
+    )
+    .await?;
+    let counts = state.store.code_counts(&project, now).await?;
+    Ok(Json(ProjectDto::new(project, Some(counts))))
+}

@@ -1,0 +1,216 @@
+//! CodeGate's storage: one interface ([`Store`], split per aggregate) and its
+//! implementations. The HTTP layer only ever talks to `dyn Store`.
+
+pub mod error;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use codegate_domain::codes::{CodeState, RedeemFailure};
+use codegate_domain::model::{
+    AccessToken, ApiKey, AuditEntry, Code, CodeCounts, CodeRules, Project, RedemptionLog, User,
+};
+pub use error::{StoreError, StoreResult};
+
+/// Changes to a project; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectPatch {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub enabled: Option<bool>,
+    /// `Some(None)` clears the expiry.
+    pub expires_at: Option<Option<i64>>,
+    pub rules: Option<CodeRules>,
+}
+
+/// Changes to a code; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct CodePatch {
+    pub disabled: Option<bool>,
+    pub expires_at: Option<Option<i64>>,
+    pub metadata: Option<Option<serde_json::Value>>,
+}
+
+/// Which codes a listing or export covers.
+#[derive(Debug, Clone, Default)]
+pub struct CodeFilter {
+    pub state: Option<CodeState>,
+    /// Substring of the code (matched as typed and in normalised form).
+    pub search: Option<String>,
+    pub batch_id: Option<String>,
+}
+
+/// Where a page starts: a page number, or an opaque position after a previous page.
+#[derive(Debug, Clone, Copy)]
+pub enum PageAt {
+    Number(u32),
+    After(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct CodePage {
+    pub items: Vec<Code>,
+    pub total: i64,
+    /// The position after the last item, when more may follow.
+    pub next: Option<i64>,
+}
+
+/// A generation or import run.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub id: String,
+    pub project_id: String,
+    pub name: Option<String>,
+    /// `generate` or `import`.
+    pub source: &'static str,
+    pub pattern: Option<String>,
+    pub requested: i64,
+    pub metadata: Option<serde_json::Value>,
+    pub created_at: i64,
+}
+
+/// A code to insert; `code_norm` is its matching form under the project's rules.
+#[derive(Debug, Clone)]
+pub struct NewCode {
+    pub id: String,
+    pub code: String,
+    pub code_norm: String,
+    pub disabled: bool,
+    pub expires_at: Option<i64>,
+    pub max_uses: i64,
+    pub use_count: i64,
+    pub verified_at: Option<i64>,
+    pub verified_by: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Which of the offered codes were not inserted because their normalised form exists.
+#[derive(Debug, Clone, Default)]
+pub struct InsertReport {
+    pub inserted: u64,
+    /// Indexes into the offered list.
+    pub duplicates: Vec<usize>,
+}
+
+/// Who is asking and from where; kept with each redemption.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOrigin {
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    /// Which credential (API key or token id) made the call; never a secret.
+    pub credential: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedeemRequest {
+    pub project_id: String,
+    /// The code as typed, for the log.
+    pub code: String,
+    /// Its matching form under the project's rules.
+    pub code_norm: String,
+    pub actor: Option<String>,
+    /// Reactivation only: why.
+    pub reason: Option<String>,
+    pub origin: RequestOrigin,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone)]
+pub enum RedeemOutcome {
+    /// The change is committed; `code` is the row after it.
+    Success(Code),
+    /// Nothing changed (a log row was kept when the code exists).
+    Failure(RedeemFailure, Option<Code>),
+}
+
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
+    async fn create_project(&self, project: &Project) -> StoreResult<()>;
+    async fn get_project(&self, id: &str) -> StoreResult<Option<Project>>;
+    async fn list_projects(&self) -> StoreResult<Vec<Project>>;
+    async fn update_project(
+        &self,
+        id: &str,
+        patch: ProjectPatch,
+        now: i64,
+    ) -> StoreResult<Option<Project>>;
+    async fn delete_project(&self, id: &str) -> StoreResult<bool>;
+    /// Counts by derived state, from counters (no scan of the codes).
+    async fn code_counts(&self, project: &Project, now: i64) -> StoreResult<CodeCounts>;
+}
+
+#[async_trait]
+pub trait CodeStore: Send + Sync {
+    async fn create_batch(&self, batch: &Batch) -> StoreResult<()>;
+    /// Inserts what is new; codes whose normalised form exists are skipped and reported.
+    async fn insert_codes(
+        &self,
+        project_id: &str,
+        batch_id: Option<&str>,
+        codes: Vec<NewCode>,
+        now: i64,
+    ) -> StoreResult<InsertReport>;
+    async fn list_codes(
+        &self,
+        project: &Project,
+        filter: &CodeFilter,
+        at: PageAt,
+        page_size: u32,
+        now: i64,
+    ) -> StoreResult<CodePage>;
+    async fn get_code(&self, project_id: &str, code_id: &str) -> StoreResult<Option<Code>>;
+    async fn find_code(&self, project_id: &str, code_norm: &str) -> StoreResult<Option<Code>>;
+    async fn update_code(
+        &self,
+        project_id: &str,
+        code_id: &str,
+        patch: CodePatch,
+    ) -> StoreResult<Option<Code>>;
+    /// Adds one use, exactly once under any concurrency, with its log row in the same commit.
+    async fn redeem(&self, request: RedeemRequest) -> StoreResult<RedeemOutcome>;
+    /// Gives one use back, with its log row in the same commit.
+    async fn reactivate(&self, request: RedeemRequest) -> StoreResult<RedeemOutcome>;
+}
+
+#[async_trait]
+pub trait RedemptionStore: Send + Sync {
+    async fn code_redemptions(&self, code_id: &str, limit: u32) -> StoreResult<Vec<RedemptionLog>>;
+    async fn recent_successes(
+        &self,
+        project_id: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<RedemptionLog>>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn find_api_key(&self, api_key: &str) -> StoreResult<Option<ApiKey>>;
+    async fn list_api_keys(&self, project_id: &str) -> StoreResult<Vec<ApiKey>>;
+    async fn delete_api_key(&self, project_id: &str, id: &str) -> StoreResult<bool>;
+    async fn touch_api_key(&self, id: &str, now: i64) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    async fn count_users(&self) -> StoreResult<i64>;
+    async fn find_user_by_name(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn create_token(&self, token: &AccessToken) -> StoreResult<()>;
+    /// The token with this hash and its user.
+    async fn find_token(&self, token_hash: &str) -> StoreResult<Option<(AccessToken, User)>>;
+    async fn touch_token(&self, id: &str, now: i64) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait AuditStore: Send + Sync {
+    async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+}
+
+/// Everything CodeGate keeps.
+#[async_trait]
+pub trait Store:
+    ProjectStore + CodeStore + RedemptionStore + KeyStore + AccountStore + AuditStore
+{
+    /// Whether the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+}
