@@ -65,3 +65,21 @@ pub fn check_id(value: &str, what: &'static str) -> Result<(), ApiError> {
         Err(ApiError::NotFound { what })
     }
 }
+
+/// A request body buffered within the configured JSON limit (413 beyond it).
+pub struct Body(pub bytes::Bytes);
+
+impl axum::extract::FromRequest<crate::state::AppState> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &crate::state::AppState,
+    ) -> Result<Self, ApiError> {
+        let limit = state.config.max_body_bytes;
+        axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map(Body)
+            .map_err(|_| ApiError::PayloadTooLarge { limit })
+    }
+}

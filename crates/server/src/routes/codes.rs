@@ -5,12 +5,11 @@ use super::{audit, Audit};
 use crate::auth::BearerCaller;
 use crate::dto::CodeDto;
 use crate::error::ApiError;
-use crate::extract::{check_id, check_len, nullable, parse_json, ApiPath};
+use crate::extract::{check_id, check_len, nullable, parse_json, ApiPath, Body};
 use crate::state::{now, AppState};
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::Json;
-use bytes::Bytes;
 use codegate_domain::generation::{Pattern, PatternSpec};
 use codegate_domain::ids::new_id;
 use codegate_domain::model::{CodeRules, Project, Scope};
@@ -99,7 +98,7 @@ pub async fn generate(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
     caller: BearerCaller,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<GenerateAnswer>), ApiError> {
     let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
     let b: GenerateBody = parse_json(&body)?;
@@ -224,6 +223,9 @@ struct ImportRow {
     verified_by: Option<String>,
 }
 
+/// A parsed row with its line number, or why it was refused (with the code when known).
+type ParsedRow = (u64, Result<ImportRow, (Option<String>, String)>);
+
 #[derive(Serialize)]
 pub struct Rejection {
     line: u64,
@@ -258,9 +260,7 @@ fn parse_bool(field: &str, s: &str) -> Result<Option<bool>, String> {
 }
 
 /// Parses CSV with a header row naming at least `code`.
-fn parse_csv(
-    body: &[u8],
-) -> Result<Vec<(u64, Result<ImportRow, (Option<String>, String)>)>, ApiError> {
+fn parse_csv(body: &[u8]) -> Result<Vec<ParsedRow>, ApiError> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::Headers)
@@ -313,7 +313,7 @@ fn parse_csv(
 }
 
 /// Parses JSON Lines: one object per line; blank lines are skipped.
-fn parse_jsonl(body: &[u8]) -> Vec<(u64, Result<ImportRow, (Option<String>, String)>)> {
+fn parse_jsonl(body: &[u8]) -> Vec<ParsedRow> {
     body.split(|b| *b == b'\n')
         .enumerate()
         .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
@@ -489,7 +489,7 @@ pub async fn update(
     State(state): State<AppState>,
     ApiPath((pid, code_id)): ApiPath<(String, String)>,
     caller: BearerCaller,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<CodeDto>, ApiError> {
     let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
     check_id(&code_id, "code")?;

@@ -5,13 +5,12 @@ use super::{audit, Audit};
 use crate::auth::BearerCaller;
 use crate::dto::{ApiKeyDto, NewApiKeyDto};
 use crate::error::ApiError;
-use crate::extract::{check_id, check_len, ApiPath};
+use crate::extract::{check_id, check_len, ApiPath, Body};
 use crate::secrets::{new_api_key, new_api_secret};
 use crate::state::{now, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use bytes::Bytes;
 use codegate_domain::ids::new_id;
 use codegate_domain::model::{ApiKey, Scope};
 use serde::Deserialize;
@@ -27,7 +26,7 @@ pub async fn create(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
     caller: BearerCaller,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<NewApiKeyDto>), ApiError> {
     let project = project_for(&state, &caller.principal, &pid, Scope::Keys).await?;
     // The body is optional: `{}` or nothing at all.

@@ -5,12 +5,11 @@ use super::{audit, Audit};
 use crate::auth::BearerCaller;
 use crate::dto::ProjectDto;
 use crate::error::ApiError;
-use crate::extract::{check_len, nullable, parse_json, ApiPath};
+use crate::extract::{check_len, nullable, parse_json, ApiPath, Body};
 use crate::state::{now, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use bytes::Bytes;
 use codegate_domain::ids::new_id;
 use codegate_domain::model::{CodeRules, Project, Scope};
 use codegate_storage::ProjectPatch;
@@ -66,7 +65,7 @@ fn check_rules(rules: &CodeRules) -> Result<(), ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     caller: BearerCaller,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<ProjectDto>), ApiError> {
     caller.principal.require(Scope::Write, None)?;
     let b: CreateProject = parse_json(&body)?;
@@ -128,7 +127,7 @@ pub async fn update(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
     caller: BearerCaller,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<ProjectDto>, ApiError> {
     project_for(&state, &caller.principal, &pid, Scope::Write).await?;
     let b: UpdateProject = parse_json(&body)?;

@@ -1,0 +1,281 @@
+//! Test harness: the real `codegate` binary on a free port with a fresh data
+//! directory, spoken to over HTTP like any client.
+#![allow(dead_code)]
+
+use codegate_domain::signing::{body_sha256_hex, canonical_query, sign, SignedParts};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_codegate");
+
+pub struct TestServer {
+    pub child: Child,
+    pub base: String,
+    pub token: String,
+    pub data_dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    /// What the server printed on stdout before it listened.
+    pub banner: String,
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Runs `codegate init` on a fresh directory and returns the token.
+pub fn init(dir: &std::path::Path) -> Value {
+    let out = Command::new(BIN)
+        .args(["init", "--json", "--data-dir"])
+        .arg(dir)
+        .output()
+        .expect("run codegate init");
+    assert!(
+        out.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("init prints JSON")
+}
+
+/// The child is handed to the caller, whose `Drop` kills and waits for it.
+#[allow(clippy::zombie_processes)]
+/// Starts `codegate serve` on port 0 and waits for its "listening on" line.
+pub fn spawn_serve(dir: &std::path::Path, envs: &[(&str, &str)]) -> (Child, String, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .envs(envs.iter().copied())
+        .env("CODEGATE_RATE_LIMITS", "off")
+        .env("CODEGATE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn codegate serve");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stdout.read_line(&mut line).unwrap_or(0);
+        if n == 0 {
+            let status = child.wait();
+            panic!("server exited ({status:?}) before listening; printed: {banner}");
+        }
+        if let Some(addr) = line.trim().strip_prefix("listening on ") {
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in stdout.lines() {});
+            return (child, addr.to_owned(), banner);
+        }
+        banner.push_str(&line);
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(envs: &[(&str, &str)]) -> TestServer {
+        let data_dir = tempfile::tempdir().unwrap();
+        let token = init(data_dir.path())["token"].as_str().unwrap().to_owned();
+        let (child, base, banner) = spawn_serve(data_dir.path(), envs);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        TestServer {
+            child,
+            base,
+            token,
+            data_dir,
+            http,
+            banner,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A management call with the admin token; returns status and JSON body.
+    pub async fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.bearer(&self.token.clone(), method, path, body).await
+    }
+
+    pub async fn bearer(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        read(resp).await
+    }
+
+    pub async fn create_project(&self, name: &str) -> String {
+        let (status, p) = self
+            .admin(
+                Method::POST,
+                "/api/v1/projects",
+                Some(json!({"name": name})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{p}");
+        p["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_key(&self, pid: &str) -> Key {
+        let (status, k) = self
+            .admin(
+                Method::POST,
+                &format!("/api/v1/projects/{pid}/api-keys"),
+                Some(json!({"name": "test"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{k}");
+        Key {
+            id: k["id"].as_str().unwrap().into(),
+            api_key: k["api_key"].as_str().unwrap().into(),
+            secret: k["secret"].as_str().unwrap().into(),
+        }
+    }
+
+    pub async fn generate(&self, pid: &str, body: Value) -> Vec<String> {
+        let (status, g) = self
+            .admin(
+                Method::POST,
+                &format!("/api/v1/projects/{pid}/codes/generate"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{g}");
+        g["codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// A signed call, the way the SDKs make it.
+    pub async fn signed(
+        &self,
+        key: &Key,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
+        self.signed_at(key, method, path_and_query, body, now())
+            .await
+    }
+
+    pub async fn signed_at(
+        &self,
+        key: &Key,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&str>,
+        ts: i64,
+    ) -> (StatusCode, Value) {
+        let req = signed_request(
+            &self.http,
+            &self.base,
+            key,
+            method,
+            path_and_query,
+            body,
+            ts,
+        );
+        read(req.send().await.unwrap()).await
+    }
+
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone)]
+pub struct Key {
+    pub id: String,
+    pub api_key: String,
+    pub secret: String,
+}
+
+pub fn signed_request(
+    http: &reqwest::Client,
+    base: &str,
+    key: &Key,
+    method: Method,
+    path_and_query: &str,
+    body: Option<&str>,
+    ts: i64,
+) -> reqwest::RequestBuilder {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let body = body.unwrap_or("");
+    let ts = ts.to_string();
+    let sts = SignedParts {
+        method: method.as_str(),
+        path,
+        canonical_query: &canonical_query(query),
+        body_sha256: &body_sha256_hex(body.as_bytes()),
+        timestamp: &ts,
+        nonce: None,
+    }
+    .string_to_sign();
+    http.request(method, format!("{base}{path_and_query}"))
+        .header("X-API-Key", &key.api_key)
+        .header("X-Timestamp", &ts)
+        .header("X-Signature", sign(key.secret.as_bytes(), &sts))
+        .header("Content-Type", "application/json")
+        .body(body.to_owned())
+}
+
+pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let is_problem = resp
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap().starts_with("application/problem+json"));
+    let text = resp.text().await.unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    if status.is_client_error() || status.is_server_error() {
+        assert!(
+            is_problem,
+            "error answers are problem+json: {status} {body}"
+        );
+        for field in ["type", "title", "status", "detail", "code"] {
+            assert!(
+                body.get(field).is_some(),
+                "problem+json has '{field}': {body}"
+            );
+        }
+    }
+    (status, body)
+}
