@@ -49,6 +49,38 @@ def server_env() -> dict[str, str]:
     return {**os.environ, "CODEGATE_RATE_LIMITS": "off"}
 
 
+# ------------------------------------------------------------------ PostgreSQL mode
+# With CODEGATE_TEST_DATABASE_URL=postgres://… each server gets a fresh database
+# of its own on that server (created with psql, dropped when the server stops).
+
+def _test_database_server() -> str | None:
+    url = os.environ.get("CODEGATE_TEST_DATABASE_URL", "")
+    return url if url.startswith(("postgres://", "postgresql://")) else None
+
+
+def _psql(server_url: str, sql: str) -> None:
+    result = subprocess.run(["psql", server_url, "-v", "ON_ERROR_STOP=1", "-qc", sql],
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise ServerStartError(f"psql {sql!r} failed: {result.stderr}")
+
+
+def _create_test_database(server_url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+    name = f"cg_compat_{os.urandom(8).hex()}"
+    _psql(server_url, f'CREATE DATABASE "{name}"')
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _drop_test_database(server_url: str, database_url: str) -> None:
+    name = database_url.rsplit("/", 1)[1].split("?", 1)[0]
+    try:
+        _psql(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    except (ServerStartError, subprocess.TimeoutExpired):
+        pass
+
+
 # ------------------------------------------------------------------ server process
 
 class ServerStartError(RuntimeError):
@@ -76,9 +108,19 @@ class CodeGateServer:
         self.proc: subprocess.Popen | None = None
         self.base_url = ""
         self.token = ""
+        self.database_url: str | None = None
+
+    def env(self) -> dict[str, str]:
+        env = server_env()
+        if self.database_url:
+            env["CODEGATE_DATABASE_URL"] = self.database_url
+        return env
 
     def start(self) -> "CodeGateServer":
         try:
+            pg_server = _test_database_server()
+            if pg_server:
+                self.database_url = _create_test_database(pg_server)
             self.token = self._init()
             stdout_lines = self._spawn()
             self.base_url = self._wait_for_address(stdout_lines)
@@ -93,7 +135,7 @@ class CodeGateServer:
         self.proc = subprocess.Popen(
             [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, bufsize=1, env=server_env(),
+            text=True, bufsize=1, env=self.env(),
         )
         stdout_lines: queue.Queue = queue.Queue()
         for pipe, sink, lines in ((self.proc.stdout, self.stdout, stdout_lines),
@@ -105,7 +147,7 @@ class CodeGateServer:
         try:
             result = subprocess.run(
                 [str(self.binary), "init", "--data-dir", str(self.data_dir), "--json"],
-                capture_output=True, text=True, timeout=60, env=server_env(),
+                capture_output=True, text=True, timeout=60, env=self.env(),
             )
         except subprocess.TimeoutExpired as exc:
             raise ServerStartError(f"`codegate init` did not finish within 60 s: {exc}") from None
@@ -169,6 +211,9 @@ class CodeGateServer:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.database_url:
+            _drop_test_database(_test_database_server(), self.database_url)
+            self.database_url = None
 
 
 # ------------------------------------------------------------------ admin API

@@ -1,4 +1,9 @@
-//! `codegate`: the server, first-run setup, and (soon) a client for remote servers.
+//! `codegate`: the server, first-run setup, backups, and a client for remote servers.
+
+mod backup;
+mod migrate_db;
+mod output;
+mod remote;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -8,11 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "codegate",
-    version,
-    about = "Issue, manage and redeem activation, invitation, promo and gift codes"
-)]
+#[command(name = "codegate", version, about = "Issue, manage and redeem activation, invitation, promo and gift codes")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,15 +51,57 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Copy the live database consistently (safe while the server runs).
+    Backup {
+        /// Directory holding codegate.db.
+        #[arg(long, env = "CODEGATE_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// File to write the copy to.
+        #[arg(long)]
+        to: PathBuf,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Print what was copied as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a SQLite installation into an empty PostgreSQL database and verify the copy.
+    MigrateDb(migrate_db::MigrateDbArgs),
+    /// Manage projects on a server (CODEGATE_URL, CODEGATE_TOKEN).
+    Projects {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(subcommand)]
+        cmd: remote::projects::ProjectsCmd,
+    },
+    /// Generate, import, export, list, show, verify, disable and enable codes.
+    Codes {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(subcommand)]
+        cmd: remote::codes::CodesCmd,
+    },
+    /// Manage a project's API keys.
+    Keys {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(subcommand)]
+        cmd: remote::keys::KeysCmd,
+    },
+    /// Manage your personal access tokens.
+    Tokens {
+        #[command(flatten)]
+        remote: remote::Remote,
+        #[command(subcommand)]
+        cmd: remote::tokens::TokensCmd,
+    },
 }
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("CODEGATE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_env("CODEGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("CODEGATE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
         builder.json().init();
     } else {
@@ -69,9 +112,7 @@ fn init_logging() {
 fn config(listen: SocketAddr, data: DataArgs) -> ServerConfig {
     let mut config = ServerConfig::new(listen, data.data_dir);
     config.database_url = data.database_url.filter(|u| !u.is_empty());
-    config.master_key = std::env::var("CODEGATE_MASTER_KEY")
-        .ok()
-        .filter(|k| !k.is_empty());
+    config.master_key = std::env::var("CODEGATE_MASTER_KEY").ok().filter(|k| !k.is_empty());
     config
 }
 
@@ -86,11 +127,7 @@ async fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve {
-            listen,
-            data,
-            signature_window,
-        } => {
+        Command::Serve { listen, data, signature_window } => {
             let mut config = config(listen, data);
             config.signature_window_secs = signature_window;
             serve(config, |addr| {
@@ -111,10 +148,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&first)?);
             } else {
-                println!(
-                    "username: {}\npassword: {}\ntoken:    {}",
-                    first.username, first.password, first.token
-                );
+                println!("username: {}\npassword: {}\ntoken:    {}", first.username, first.password, first.token);
                 println!(
                     "Shown only once. Start the server with: codegate serve --data-dir {}",
                     config.data_dir.display()
@@ -122,5 +156,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Backup { data_dir, to, force, json } => {
+            // SQLite calls block: keep them off the async workers.
+            let dir = data_dir.clone();
+            let summary = tokio::task::spawn_blocking(move || backup::run(&dir, &to, force)).await??;
+            if json {
+                println!("{}", serde_json::to_string(&summary)?);
+            } else {
+                backup::print(&summary, &data_dir);
+            }
+            Ok(())
+        }
+        Command::MigrateDb(args) => migrate_db::run(args).await,
+        Command::Projects { remote, cmd } => remote::projects::run(&remote, cmd).await,
+        Command::Codes { remote, cmd } => remote::codes::run(&remote, cmd).await,
+        Command::Keys { remote, cmd } => remote::keys::run(&remote, cmd).await,
+        Command::Tokens { remote, cmd } => remote::tokens::run(&remote, cmd).await,
     }
 }

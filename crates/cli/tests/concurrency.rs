@@ -21,25 +21,13 @@ async fn racing_verifies_succeed_exactly_once_per_code() {
             let (s, key, path) = (s.clone(), key.clone(), path.clone());
             let body = json!({"code": code, "verified_by": format!("racer-{racer}")}).to_string();
             tasks.push(tokio::spawn(async move {
-                let resp = signed_request(
-                    &s.http,
-                    &s.base,
-                    &key,
-                    Method::POST,
-                    &path,
-                    Some(&body),
-                    common::now(),
-                )
-                .send()
-                .await
-                .unwrap();
+                let resp = signed_request(&s.http, &s.base, &key, Method::POST, &path, Some(&body), common::now())
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(resp.status(), StatusCode::OK);
                 let r: serde_json::Value = resp.json().await.unwrap();
-                (
-                    r["code"].as_str().unwrap().to_owned(),
-                    r["success"].as_bool().unwrap(),
-                    r["error_code"].clone(),
-                )
+                (r["code"].as_str().unwrap().to_owned(), r["success"].as_bool().unwrap(), r["error_code"].clone())
             }));
         }
     }
@@ -53,18 +41,8 @@ async fn racing_verifies_succeed_exactly_once_per_code() {
         }
     }
     assert_eq!(successes.len(), codes.len(), "every code was redeemed");
-    assert!(
-        successes.values().all(|n| *n == 1),
-        "exactly one success per code: {successes:?}"
-    );
-    let (_, stats) = s
-        .signed(
-            &key,
-            Method::GET,
-            &format!("/api/v1/projects/{pid}/statistics"),
-            None,
-        )
-        .await;
+    assert!(successes.values().all(|n| *n == 1), "exactly one success per code: {successes:?}");
+    let (_, stats) = s.signed(&key, Method::GET, &format!("/api/v1/projects/{pid}/statistics"), None).await;
     assert_eq!(stats["used_codes"], codes.len());
 }
 
@@ -85,20 +63,11 @@ async fn redemptions_survive_a_restart() {
     assert_eq!(r["success"], true);
     s.stop();
     let (child, base, banner) = common::spawn_serve(s.data_dir.path(), &[]);
-    assert!(
-        !banner.contains("password"),
-        "credentials are printed only on the first start"
-    );
+    assert!(!banner.contains("password"), "credentials are printed only on the first start");
     s.child = child;
     s.base = base;
-    let (status, p) = s
-        .signed(&key, Method::GET, &format!("/api/v1/projects/{pid}"), None)
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "the key (sealed under the master key) still works: {p}"
-    );
+    let (status, p) = s.signed(&key, Method::GET, &format!("/api/v1/projects/{pid}"), None).await;
+    assert_eq!(status, StatusCode::OK, "the key (sealed under the master key) still works: {p}");
     assert_eq!(p["statistics"]["used_codes"], 1);
     assert_eq!(p["statistics"]["total_codes"], 3);
     let (_, r) = s

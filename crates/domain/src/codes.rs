@@ -141,11 +141,7 @@ impl RedeemFailure {
 
 /// Whether a verify may add one use, checked in the documented order:
 /// not found, disabled, already used, expired, project disabled, project expired.
-pub fn check_verify(
-    code: Option<&CodeFacts>,
-    project: &ProjectFacts,
-    now: i64,
-) -> Result<(), RedeemFailure> {
+pub fn check_verify(code: Option<&CodeFacts>, project: &ProjectFacts, now: i64) -> Result<(), RedeemFailure> {
     let code = code.ok_or(RedeemFailure::CodeNotFound)?;
     if code.disabled {
         return Err(RedeemFailure::CodeDisabled);
@@ -158,11 +154,7 @@ pub fn check_verify(
 
 /// Whether a reactivate may give one use back: not found, disabled, already
 /// unused (no use to give back), expired, project disabled, project expired.
-pub fn check_reactivate(
-    code: Option<&CodeFacts>,
-    project: &ProjectFacts,
-    now: i64,
-) -> Result<(), RedeemFailure> {
+pub fn check_reactivate(code: Option<&CodeFacts>, project: &ProjectFacts, now: i64) -> Result<(), RedeemFailure> {
     let code = code.ok_or(RedeemFailure::CodeNotFound)?;
     if code.disabled {
         return Err(RedeemFailure::CodeDisabled);
@@ -173,11 +165,7 @@ pub fn check_reactivate(
     check_expiry_and_project(code, project, now)
 }
 
-fn check_expiry_and_project(
-    code: &CodeFacts,
-    project: &ProjectFacts,
-    now: i64,
-) -> Result<(), RedeemFailure> {
+fn check_expiry_and_project(code: &CodeFacts, project: &ProjectFacts, now: i64) -> Result<(), RedeemFailure> {
     if code.is_expired(project.expires_at, now) {
         return Err(RedeemFailure::CodeExpired);
     }
@@ -197,19 +185,11 @@ mod tests {
     const NOW: i64 = 1_767_225_600;
 
     fn fresh() -> CodeFacts {
-        CodeFacts {
-            disabled: false,
-            use_count: 0,
-            max_uses: 1,
-            expires_at: None,
-        }
+        CodeFacts { disabled: false, use_count: 0, max_uses: 1, expires_at: None }
     }
 
     fn open_project() -> ProjectFacts {
-        ProjectFacts {
-            enabled: true,
-            expires_at: None,
-        }
+        ProjectFacts { enabled: true, expires_at: None }
     }
 
     #[test]
@@ -228,115 +208,52 @@ mod tests {
     fn project_expiry_applies_only_without_own_expiry() {
         let c = fresh();
         assert_eq!(c.state(Some(NOW - 1), NOW), CodeState::Expired);
-        let own = CodeFacts {
-            expires_at: Some(NOW + 60),
-            ..fresh()
-        };
+        let own = CodeFacts { expires_at: Some(NOW + 60), ..fresh() };
         assert_eq!(own.state(Some(NOW - 1), NOW), CodeState::Unused);
     }
 
     #[test]
     fn verify_checks_in_documented_order() {
         let p = open_project();
-        assert_eq!(
-            check_verify(None, &p, NOW),
-            Err(RedeemFailure::CodeNotFound)
-        );
-        let everything_wrong = CodeFacts {
-            disabled: true,
-            use_count: 1,
-            max_uses: 1,
-            expires_at: Some(0),
-        };
-        let closed = ProjectFacts {
-            enabled: false,
-            expires_at: Some(0),
-        };
-        assert_eq!(
-            check_verify(Some(&everything_wrong), &closed, NOW),
-            Err(RedeemFailure::CodeDisabled)
-        );
-        let used_and_expired = CodeFacts {
-            disabled: false,
-            ..everything_wrong
-        };
-        assert_eq!(
-            check_verify(Some(&used_and_expired), &closed, NOW),
-            Err(RedeemFailure::CodeAlreadyUsed)
-        );
-        let expired = CodeFacts {
-            use_count: 0,
-            ..used_and_expired
-        };
-        assert_eq!(
-            check_verify(Some(&expired), &closed, NOW),
-            Err(RedeemFailure::CodeExpired)
-        );
-        let valid_own_expiry = CodeFacts {
-            expires_at: Some(NOW + 10),
-            ..expired
-        };
-        assert_eq!(
-            check_verify(Some(&valid_own_expiry), &closed, NOW),
-            Err(RedeemFailure::ProjectDisabled)
-        );
-        let expired_project = ProjectFacts {
-            enabled: true,
-            expires_at: Some(NOW),
-        };
-        assert_eq!(
-            check_verify(Some(&valid_own_expiry), &expired_project, NOW),
-            Err(RedeemFailure::ProjectExpired)
-        );
+        assert_eq!(check_verify(None, &p, NOW), Err(RedeemFailure::CodeNotFound));
+        let everything_wrong = CodeFacts { disabled: true, use_count: 1, max_uses: 1, expires_at: Some(0) };
+        let closed = ProjectFacts { enabled: false, expires_at: Some(0) };
+        assert_eq!(check_verify(Some(&everything_wrong), &closed, NOW), Err(RedeemFailure::CodeDisabled));
+        let used_and_expired = CodeFacts { disabled: false, ..everything_wrong };
+        assert_eq!(check_verify(Some(&used_and_expired), &closed, NOW), Err(RedeemFailure::CodeAlreadyUsed));
+        let expired = CodeFacts { use_count: 0, ..used_and_expired };
+        assert_eq!(check_verify(Some(&expired), &closed, NOW), Err(RedeemFailure::CodeExpired));
+        let valid_own_expiry = CodeFacts { expires_at: Some(NOW + 10), ..expired };
+        assert_eq!(check_verify(Some(&valid_own_expiry), &closed, NOW), Err(RedeemFailure::ProjectDisabled));
+        let expired_project = ProjectFacts { enabled: true, expires_at: Some(NOW) };
+        assert_eq!(check_verify(Some(&valid_own_expiry), &expired_project, NOW), Err(RedeemFailure::ProjectExpired));
         assert_eq!(check_verify(Some(&valid_own_expiry), &p, NOW), Ok(()));
     }
 
     #[test]
     fn multi_use_codes_stay_redeemable_until_max_uses() {
         let p = open_project();
-        let mut c = CodeFacts {
-            max_uses: 3,
-            ..fresh()
-        };
+        let mut c = CodeFacts { max_uses: 3, ..fresh() };
         for _ in 0..3 {
             assert_eq!(check_verify(Some(&c), &p, NOW), Ok(()));
             c.use_count += 1;
         }
-        assert_eq!(
-            check_verify(Some(&c), &p, NOW),
-            Err(RedeemFailure::CodeAlreadyUsed)
-        );
+        assert_eq!(check_verify(Some(&c), &p, NOW), Err(RedeemFailure::CodeAlreadyUsed));
     }
 
     #[test]
     fn reactivate_needs_a_use_to_give_back() {
         let p = open_project();
-        assert_eq!(
-            check_reactivate(Some(&fresh()), &p, NOW),
-            Err(RedeemFailure::CodeAlreadyUnused)
-        );
-        let used = CodeFacts {
-            use_count: 1,
-            ..fresh()
-        };
+        assert_eq!(check_reactivate(Some(&fresh()), &p, NOW), Err(RedeemFailure::CodeAlreadyUnused));
+        let used = CodeFacts { use_count: 1, ..fresh() };
         assert_eq!(check_reactivate(Some(&used), &p, NOW), Ok(()));
-        let disabled = CodeFacts {
-            disabled: true,
-            ..used
-        };
-        assert_eq!(
-            check_reactivate(Some(&disabled), &p, NOW),
-            Err(RedeemFailure::CodeDisabled)
-        );
+        let disabled = CodeFacts { disabled: true, ..used };
+        assert_eq!(check_reactivate(Some(&disabled), &p, NOW), Err(RedeemFailure::CodeDisabled));
     }
 
     #[test]
     fn error_codes_round_trip() {
-        for f in [
-            RedeemFailure::CodeNotFound,
-            RedeemFailure::ProjectExpired,
-            RedeemFailure::CodeAlreadyUnused,
-        ] {
+        for f in [RedeemFailure::CodeNotFound, RedeemFailure::ProjectExpired, RedeemFailure::CodeAlreadyUnused] {
             assert_eq!(RedeemFailure::parse(f.error_code()), Some(f));
         }
     }

@@ -59,17 +59,9 @@ pub struct Pattern {
 
 impl Pattern {
     pub fn new(spec: &PatternSpec) -> Result<Pattern, PatternError> {
-        let charset: Vec<char> = spec
-            .charset
-            .as_deref()
-            .unwrap_or(DEFAULT_CHARSET)
-            .chars()
-            .collect();
+        let charset: Vec<char> = spec.charset.as_deref().unwrap_or(DEFAULT_CHARSET).chars().collect();
         let mut seen = std::collections::HashSet::new();
-        if charset
-            .iter()
-            .any(|c| c.is_whitespace() || c.is_control() || *c == '-' || !seen.insert(*c))
-        {
+        if charset.iter().any(|c| c.is_whitespace() || c.is_control() || *c == '-' || !seen.insert(*c)) {
             return Err(PatternError::CharsetInvalid);
         }
         if charset.len() < 2 {
@@ -89,14 +81,7 @@ impl Pattern {
         if prefix.chars().chain(suffix.chars()).any(char::is_control) {
             return Err(PatternError::AffixInvalid);
         }
-        let pattern = Pattern {
-            charset,
-            length,
-            prefix,
-            suffix,
-            group: spec.group,
-            check_char: spec.check_char,
-        };
+        let pattern = Pattern { charset, length, prefix, suffix, group: spec.group, check_char: spec.check_char };
         let total = pattern.code_chars();
         if total > crate::normalize::MAX_CODE_CHARS {
             return Err(PatternError::TooLong(total));
@@ -133,19 +118,15 @@ impl Pattern {
         }
         let safe_max = self.safe_capacity();
         if requested > safe_max {
-            return Err(PatternError::TooSmall {
-                requested,
-                safe_max,
-            });
+            return Err(PatternError::TooSmall { requested, safe_max });
         }
         Ok(())
     }
 
     /// Draw one code. `rng` must be a CSPRNG.
     pub fn generate<R: Rng + CryptoRng + ?Sized>(&self, rng: &mut R) -> String {
-        let mut body: Vec<char> = (0..self.length)
-            .map(|_| self.charset[rng.random_range(0..self.charset.len())])
-            .collect();
+        let mut body: Vec<char> =
+            (0..self.length).map(|_| self.charset[rng.random_range(0..self.charset.len())]).collect();
         if self.check_char {
             body.push(check_character(&self.charset, &body).expect("body drawn from the charset"));
         }
@@ -227,54 +208,29 @@ mod tests {
 
     #[test]
     fn refuses_guessable_patterns_and_names_the_safe_maximum() {
-        let p = pattern(PatternSpec {
-            charset: Some("0123456789".into()),
-            length: Some(8),
-            ..Default::default()
-        });
+        let p = pattern(PatternSpec { charset: Some("0123456789".into()), length: Some(8), ..Default::default() });
         assert_eq!(p.safe_capacity(), 100);
         assert_eq!(p.check_count(100), Ok(()));
         let err = p.check_count(101).unwrap_err();
-        assert_eq!(
-            err,
-            PatternError::TooSmall {
-                requested: 101,
-                safe_max: 100
-            }
-        );
+        assert_eq!(err, PatternError::TooSmall { requested: 101, safe_max: 100 });
         assert!(err.to_string().contains("safely hold 100"));
         let default = pattern(PatternSpec::default());
         assert_eq!(default.check_count(MAX_COUNT), Ok(()));
-        assert_eq!(
-            default.check_count(MAX_COUNT + 1),
-            Err(PatternError::CountOutOfRange)
-        );
+        assert_eq!(default.check_count(MAX_COUNT + 1), Err(PatternError::CountOutOfRange));
     }
 
     #[test]
     fn rejects_bad_charsets() {
         assert_eq!(
-            Pattern::new(&PatternSpec {
-                charset: Some("A".into()),
-                ..Default::default()
-            })
-            .unwrap_err(),
+            Pattern::new(&PatternSpec { charset: Some("A".into()), ..Default::default() }).unwrap_err(),
             PatternError::CharsetTooSmall
         );
         assert_eq!(
-            Pattern::new(&PatternSpec {
-                charset: Some("AAB".into()),
-                ..Default::default()
-            })
-            .unwrap_err(),
+            Pattern::new(&PatternSpec { charset: Some("AAB".into()), ..Default::default() }).unwrap_err(),
             PatternError::CharsetInvalid
         );
         assert_eq!(
-            Pattern::new(&PatternSpec {
-                charset: Some("A-B".into()),
-                ..Default::default()
-            })
-            .unwrap_err(),
+            Pattern::new(&PatternSpec { charset: Some("A-B".into()), ..Default::default() }).unwrap_err(),
             PatternError::CharsetInvalid
         );
     }
@@ -282,10 +238,7 @@ mod tests {
     #[test]
     fn check_character_catches_single_typos_and_swaps() {
         let charset: Vec<char> = DEFAULT_CHARSET.chars().collect();
-        let p = pattern(PatternSpec {
-            check_char: true,
-            ..Default::default()
-        });
+        let p = pattern(PatternSpec { check_char: true, ..Default::default() });
         let mut rng = rand::rng();
         for _ in 0..100 {
             let code: Vec<char> = p.generate(&mut rng).chars().collect();

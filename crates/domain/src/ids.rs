@@ -7,9 +7,7 @@ pub fn new_id() -> String {
 
 /// Whether `s` has the shape of an identifier. Cheap enough to run before any lookup.
 pub fn is_valid_id(s: &str) -> bool {
-    s.len() == 32
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// How codes of a project are generated and matched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CodeRules {
     pub charset: Option<String>,
     pub length: Option<usize>,
@@ -30,6 +31,45 @@ impl Default for CodeRules {
     }
 }
 
+/// Limits of a project; `None` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Quotas {
+    /// Codes the project may hold.
+    pub max_codes: Option<i64>,
+    /// Successful redemptions allowed per `redemption_period_secs`.
+    pub max_redemptions: Option<i64>,
+    pub redemption_period_secs: Option<i64>,
+    /// Rate limits of this project that replace the server's defaults.
+    pub rate_limits: Option<RateLimitOverrides>,
+}
+
+/// Per-project rate limits (DESIGN §5); an absent category keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitOverrides {
+    pub redemption: Option<RateLimitRule>,
+    pub reads: Option<RateLimitRule>,
+    pub failed_redemptions: Option<RateLimitRule>,
+    pub bulk: Option<RateLimitRule>,
+    pub management: Option<RateLimitRule>,
+}
+
+/// `limit` requests per `window_secs` seconds; zero is refused when parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitRule {
+    pub limit: std::num::NonZeroU32,
+    pub window_secs: std::num::NonZeroU32,
+}
+
+impl Quotas {
+    /// The redemption window in force, when a redemption quota is set.
+    pub fn redemption_window(&self) -> Option<(i64, i64)> {
+        self.max_redemptions.map(|max| (max, self.redemption_period_secs.unwrap_or(30 * 86_400)))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Project {
     pub id: String,
@@ -40,14 +80,12 @@ pub struct Project {
     pub created_at: i64,
     pub updated_at: i64,
     pub rules: CodeRules,
+    pub quotas: Quotas,
 }
 
 impl Project {
     pub fn facts(&self) -> ProjectFacts {
-        ProjectFacts {
-            enabled: self.enabled,
-            expires_at: self.expires_at,
-        }
+        ProjectFacts { enabled: self.enabled, expires_at: self.expires_at }
     }
 }
 
@@ -208,13 +246,7 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
-        Scope::Read,
-        Scope::Write,
-        Scope::Verify,
-        Scope::Keys,
-        Scope::Admin,
-    ];
+    pub const ALL: [Scope; 5] = [Scope::Read, Scope::Write, Scope::Verify, Scope::Keys, Scope::Admin];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -261,4 +293,14 @@ pub struct AuditEntry {
     pub ip_address: Option<String>,
     pub detail: Option<serde_json::Value>,
     pub created_at: i64,
+}
+
+/// A console login. Only the hash of the cookie value is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id_hash: String,
+    pub user_id: String,
+    pub csrf_token: String,
+    pub created_at: i64,
+    pub expires_at: i64,
 }

@@ -7,10 +7,7 @@ pub fn normalize_code(code: &str, enabled: bool) -> String {
     if !enabled {
         return code.to_owned();
     }
-    code.chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .flat_map(char::to_uppercase)
-        .collect()
+    code.chars().filter(|c| !c.is_whitespace() && *c != '-').flat_map(char::to_uppercase).collect()
 }
 
 /// Largest accepted code, in characters.

@@ -7,8 +7,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-pub const EMPTY_BODY_SHA256: &str =
-    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const EMPTY_BODY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// The canonical form of a raw query string: pairs decoded, sorted by key (then
 /// value) in code point order, re-encoded as `application/x-www-form-urlencoded`
@@ -17,9 +16,8 @@ pub fn canonical_query(raw_query: &str) -> String {
     if raw_query.is_empty() {
         return String::new();
     }
-    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    let mut pairs: Vec<(String, String)> =
+        form_urlencoded::parse(raw_query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     // UTF-8 byte order is code point order, which is how Python sorts str.
     pairs.sort();
     let mut out = String::with_capacity(raw_query.len() + 8);
@@ -40,9 +38,7 @@ pub fn form_encode_into(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s.as_bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => out.push(b as char),
             b' ' => out.push('+'),
             _ => {
                 out.push('%');
@@ -107,9 +103,7 @@ pub fn sign(secret: &[u8], string_to_sign: &str) -> String {
 pub fn signature_matches(secret: &[u8], string_to_sign: &str, provided_hex: &str) -> bool {
     let expected = mac(secret, string_to_sign).finalize().into_bytes();
     let mut provided = [0u8; 32];
-    if provided_hex.len() != 64
-        || hex::decode_to_slice(provided_hex.to_ascii_lowercase(), &mut provided).is_err()
-    {
+    if provided_hex.len() != 64 || hex::decode_to_slice(provided_hex.to_ascii_lowercase(), &mut provided).is_err() {
         return false;
     }
     expected.as_slice().ct_eq(&provided).into()
@@ -121,15 +115,14 @@ pub fn decoded_path(path: &str) -> Option<String> {
     if !path.contains('%') {
         return None;
     }
-    let decoded = percent_encoding::percent_decode_str(path)
-        .decode_utf8()
-        .ok()?;
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8().ok()?;
     (decoded != path).then(|| decoded.into_owned())
 }
 
 /// Whether a timestamp lies within `window` seconds of `now`.
 pub fn timestamp_in_window(timestamp: i64, now: i64, window: i64) -> bool {
-    (timestamp - now).abs() <= window
+    // abs_diff: no overflow for hostile timestamps such as i64::MIN.
+    timestamp.abs_diff(now) <= window.unsigned_abs()
 }
 
 #[cfg(test)]
@@ -139,11 +132,7 @@ mod tests {
 
     fn vectors() -> Value {
         let path = std::env::var("CODEGATE_VECTORS").unwrap_or_else(|_| {
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../../shared/vectors/signature_v1.json"
-            )
-            .to_owned()
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors/signature_v1.json").to_owned()
         });
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("signature vectors at {path} must be readable: {e}"));
@@ -160,17 +149,9 @@ mod tests {
             let name = t["name"].as_str().unwrap();
             let body = t["body"].as_str().unwrap_or("");
             let cq = canonical_query(t["wire_query"].as_str().unwrap());
-            assert_eq!(
-                cq,
-                t["canonical_query"].as_str().unwrap(),
-                "canonical query of {name}"
-            );
+            assert_eq!(cq, t["canonical_query"].as_str().unwrap(), "canonical query of {name}");
             let body_hash = body_sha256_hex(body.as_bytes());
-            assert_eq!(
-                body_hash,
-                t["body_sha256"].as_str().unwrap(),
-                "body hash of {name}"
-            );
+            assert_eq!(body_hash, t["body_sha256"].as_str().unwrap(), "body hash of {name}");
             let ts = t["timestamp"].as_i64().unwrap().to_string();
             let parts = SignedParts {
                 method: t["method"].as_str().unwrap(),
@@ -181,22 +162,12 @@ mod tests {
                 nonce: t["nonce"].as_str(),
             };
             let sts = parts.string_to_sign();
-            assert_eq!(
-                sts,
-                t["string_to_sign"].as_str().unwrap(),
-                "string to sign of {name}"
-            );
+            assert_eq!(sts, t["string_to_sign"].as_str().unwrap(), "string to sign of {name}");
             let secret = t["secret"].as_str().unwrap().as_bytes();
             let expected = t["signature"].as_str().unwrap();
             assert_eq!(sign(secret, &sts), expected, "signature of {name}");
-            assert!(
-                signature_matches(secret, &sts, expected),
-                "verifier accepts {name}"
-            );
-            assert!(
-                !signature_matches(secret, &sts, &expected.replace('a', "b")),
-                "verifier refuses altered {name}"
-            );
+            assert!(signature_matches(secret, &sts, expected), "verifier accepts {name}");
+            assert!(!signature_matches(secret, &sts, &expected.replace('a', "b")), "verifier refuses altered {name}");
         }
     }
 
@@ -206,15 +177,10 @@ mod tests {
             let Some(params) = t["query_params"].as_object() else {
                 continue;
             };
-            let mut pairs: Vec<(&String, &str)> = params
-                .iter()
-                .map(|(k, v)| (k, v.as_str().unwrap()))
-                .collect();
+            let mut pairs: Vec<(&String, &str)> = params.iter().map(|(k, v)| (k, v.as_str().unwrap())).collect();
             pairs.sort();
-            let encoded: Vec<String> = pairs
-                .iter()
-                .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
-                .collect();
+            let encoded: Vec<String> =
+                pairs.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect();
             assert_eq!(encoded.join("&"), t["canonical_query"].as_str().unwrap());
         }
     }
@@ -229,10 +195,7 @@ mod tests {
     #[test]
     fn decoded_path_only_when_it_differs() {
         assert_eq!(decoded_path("/a/b"), None);
-        assert_eq!(
-            decoded_path("/by-code/A%2FB%20C%231").as_deref(),
-            Some("/by-code/A/B C#1")
-        );
+        assert_eq!(decoded_path("/by-code/A%2FB%20C%231").as_deref(), Some("/by-code/A/B C#1"));
         assert_eq!(decoded_path("/x/%FF"), None);
     }
 
@@ -241,5 +204,8 @@ mod tests {
         assert!(timestamp_in_window(1000, 1300, 300));
         assert!(!timestamp_in_window(1000, 1301, 300));
         assert!(timestamp_in_window(1300, 1000, 300));
+        assert!(!timestamp_in_window(i64::MIN, 1000, 300));
+        assert!(!timestamp_in_window(i64::MIN + 1000, 1000, 300));
+        assert!(!timestamp_in_window(i64::MAX, -5, 300));
     }
 }

@@ -51,11 +51,7 @@ pub async fn ensure_first_admin(store: &dyn Store) -> anyhow::Result<Option<Firs
             created_at: now,
         })
         .await?;
-    Ok(Some(FirstAdmin {
-        username: user.username,
-        password,
-        token,
-    }))
+    Ok(Some(FirstAdmin { username: user.username, password, token }))
 }
 
 /// Tells a newcomer, once, how to log in and what to do next. Printed to

@@ -11,8 +11,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::validation("the request needs a JSON body"));
     }
-    let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::validation("the body is not valid UTF-8"))?;
+    let text = std::str::from_utf8(body).map_err(|_| ApiError::validation("the body is not valid UTF-8"))?;
     serde_json::from_str(text).map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))
 }
 
@@ -32,9 +31,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 
 /// The raw query string's pairs, decoded.
 pub fn query_pairs(parts_query: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(parts_query.unwrap_or("").as_bytes())
-        .into_owned()
-        .collect()
+    form_urlencoded::parse(parts_query.unwrap_or("").as_bytes()).into_owned().collect()
 }
 
 /// For PATCH bodies: absent → `None`, `null` → `Some(None)`, value → `Some(Some(v))`.
@@ -49,9 +46,7 @@ where
 /// Rejects strings longer than `max` characters.
 pub fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.chars().count() > max {
-        return Err(ApiError::validation(format!(
-            "{field} must be at most {max} characters"
-        )));
+        return Err(ApiError::validation(format!("{field} must be at most {max} characters")));
     }
     Ok(())
 }
@@ -72,14 +67,52 @@ pub struct Body(pub bytes::Bytes);
 impl axum::extract::FromRequest<crate::state::AppState> for Body {
     type Rejection = ApiError;
 
-    async fn from_request(
-        req: axum::extract::Request,
-        state: &crate::state::AppState,
-    ) -> Result<Self, ApiError> {
+    async fn from_request(req: axum::extract::Request, state: &crate::state::AppState) -> Result<Self, ApiError> {
         let limit = state.config.max_body_bytes;
-        axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map(Body)
-            .map_err(|_| ApiError::PayloadTooLarge { limit })
+        read_body(req.into_body(), limit).await.map(Body)
     }
+}
+
+/// `page` (≥ 1, default 1) and `page_size` (1–100, default 20) of a paginated listing.
+pub fn paging(pairs: &[(String, String)]) -> Result<(u32, u32), ApiError> {
+    let mut page = 1;
+    let mut page_size = 20;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "page" => {
+                page = v
+                    .parse()
+                    .ok()
+                    .filter(|p| (1..=10_000_000).contains(p))
+                    .ok_or_else(|| ApiError::validation("page must be an integer from 1 to 10000000"))?
+            }
+            "page_size" => {
+                page_size = v
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=100).contains(s))
+                    .ok_or_else(|| ApiError::validation("page_size must be an integer from 1 to 100"))?
+            }
+            _ => {}
+        }
+    }
+    Ok((page, page_size))
+}
+
+/// The value of a query parameter, if present and not empty.
+pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+}
+
+/// Buffers a body of at most `limit` bytes: 413 beyond it, 400 when it cannot be read.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<bytes::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+            .any(|e| e.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::BadRequest { detail: format!("the request body could not be read: {e}") }
+        }
+    })
 }

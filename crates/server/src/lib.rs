@@ -4,9 +4,13 @@
 pub mod auth;
 pub mod bootstrap;
 pub mod config;
+pub mod console;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
+pub mod limits;
+pub mod replay;
 pub mod routes;
 pub mod secrets;
 pub mod state;
@@ -23,18 +27,47 @@ use tower_http::trace::TraceLayer;
 
 /// Opens the configured database (creating and migrating it).
 pub fn open_store(config: &ServerConfig) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = config.postgres_url() {
+        // Several replicas may share it; migrations take an advisory lock.
+        let store =
+            codegate_storage::postgres::PgStore::open_blocking(url).context("opening the PostgreSQL database")?;
+        tracing::info!(database = %redact_url(url), "using PostgreSQL");
+        return Ok(Arc::new(store));
+    }
     let path = config.sqlite_path()?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("opening the database at {}", path.display()))?;
+    let store = SqliteStore::open(&path).with_context(|| format!("opening the database at {}", path.display()))?;
     Ok(Arc::new(store))
+}
+
+/// A database URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 pub fn app(state: AppState) -> axum::Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    routes::router(state)
+    routes::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state, limits::middleware))
+        // A bug in a handler still gets an answer (500, problem+json), never a dropped connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
+            tracing::error!("a request handler panicked");
+            error::problem(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "an internal error occurred",
+                None,
+            )
+        }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -42,35 +75,25 @@ pub fn app(state: AppState) -> axum::Router {
 
 /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
 /// `on_listening` is told the bound address (useful with port 0).
-pub async fn serve(
-    config: ServerConfig,
-    on_listening: impl FnOnce(SocketAddr),
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+pub async fn serve(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store = open_store(&config)?;
-    let master_key =
-        secrets::MasterKey::load_or_create(config.master_key.as_deref(), &config.data_dir)?;
+    let master_key = secrets::MasterKey::load_or_create(config.master_key.as_deref(), &config.data_dir)?;
     if let Some(first) = bootstrap::ensure_first_admin(store.as_ref()).await? {
         bootstrap::announce_first_admin(&first, &config.listen);
     }
-    let state = AppState {
-        store,
-        master_key,
-        config: Arc::new(config.clone()),
+    let abuse = match config.abuse.clone() {
+        Some(settings) => settings,
+        None => limits::Settings::from_env()?,
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let defences = limits::Defences::start(abuse, config.signature_window_secs).await?;
+    let state = AppState { store, master_key, config: Arc::new(config.clone()), defences: defences.clone() };
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "codegate is serving");
     on_listening(addr);
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    limits::serve_connections(listener, app(state), &defences.settings, shutdown_signal()).await?;
     tracing::info!("stopped: in-flight requests are answered");
     Ok(())
 }

@@ -1,9 +1,7 @@
 //! Secrets: the master key that seals API secrets at rest, personal access
 //! tokens (only their hash is kept) and password hashes (argon2id).
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -25,16 +23,14 @@ impl MasterKey {
     /// `master.key` in the data directory, created with mode 0600 on first start.
     pub fn load_or_create(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<MasterKey> {
         let bytes = match configured {
-            Some(hex_key) => decode_key(hex_key.trim()).ok_or_else(|| {
-                anyhow::anyhow!("CODEGATE_MASTER_KEY must be 64 hexadecimal characters")
-            })?,
+            Some(hex_key) => decode_key(hex_key.trim())
+                .ok_or_else(|| anyhow::anyhow!("CODEGATE_MASTER_KEY must be 64 hexadecimal characters"))?,
             None => {
                 let path = data_dir.join(MASTER_KEY_FILE);
                 if path.exists() {
                     let text = std::fs::read_to_string(&path)?;
-                    decode_key(text.trim()).ok_or_else(|| {
-                        anyhow::anyhow!("{} is not a valid master key", path.display())
-                    })?
+                    decode_key(text.trim())
+                        .ok_or_else(|| anyhow::anyhow!("{} is not a valid master key", path.display()))?
                 } else {
                     let mut key = [0u8; 32];
                     rand::rng().fill_bytes(&mut key);
@@ -44,9 +40,7 @@ impl MasterKey {
                 }
             }
         };
-        Ok(MasterKey {
-            cipher: XChaCha20Poly1305::new(&bytes.into()),
-        })
+        Ok(MasterKey { cipher: XChaCha20Poly1305::new(&bytes.into()) })
     }
 
     /// nonce ‖ ciphertext, bound to `context` (the API key it belongs to).
@@ -55,13 +49,7 @@ impl MasterKey {
         rand::rng().fill_bytes(&mut nonce);
         let sealed = self
             .cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: context.as_bytes(),
-                },
-            )
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: context.as_bytes() })
             .expect("sealing never fails for in-memory data");
         [nonce.as_slice(), &sealed].concat()
     }
@@ -73,13 +61,7 @@ impl MasterKey {
         let (nonce, ciphertext) = sealed.split_at(24);
         let plain = self
             .cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: context.as_bytes(),
-                },
-            )
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: ciphertext, aad: context.as_bytes() })
             .ok()?;
         String::from_utf8(plain).ok()
     }
@@ -110,10 +92,7 @@ pub const TOKEN_PREFIX: &str = "cgp_";
 
 /// A new token: the value shown once, and the hash that is stored.
 pub fn new_access_token() -> (String, String) {
-    let token = format!(
-        "{TOKEN_PREFIX}{}",
-        Alphanumeric.sample_string(&mut rand::rng(), 40)
-    );
+    let token = format!("{TOKEN_PREFIX}{}", Alphanumeric.sample_string(&mut rand::rng(), 40));
     let hash = token_hash(&token);
     (token, hash)
 }
@@ -141,18 +120,11 @@ pub fn new_password() -> String {
 
 pub fn hash_password(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 hashing")
-        .to_string()
+    Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 hashing").to_string()
 }
 
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 #[cfg(test)]
@@ -174,10 +146,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.join(MASTER_KEY_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(dir.join(MASTER_KEY_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::remove_dir_all(dir).unwrap();

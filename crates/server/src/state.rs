@@ -10,14 +10,13 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub master_key: MasterKey,
     pub config: Arc<ServerConfig>,
+    /// Rate limits, replay protection, idempotency (DESIGN §5).
+    pub defences: Arc<crate::limits::Defences>,
 }
 
 /// Unix seconds, UTC.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// `last_used_at` is informational: refresh it at most once a minute per

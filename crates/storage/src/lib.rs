@@ -2,12 +2,13 @@
 //! implementations. The HTTP layer only ever talks to `dyn Store`.
 
 pub mod error;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use codegate_domain::codes::{CodeState, RedeemFailure};
 use codegate_domain::model::{
-    AccessToken, ApiKey, AuditEntry, Code, CodeCounts, CodeRules, Project, RedemptionLog, User,
+    AccessToken, ApiKey, AuditEntry, Code, CodeCounts, CodeRules, Project, Quotas, RedemptionLog, Role, Session, User,
 };
 pub use error::{StoreError, StoreResult};
 
@@ -20,6 +21,7 @@ pub struct ProjectPatch {
     /// `Some(None)` clears the expiry.
     pub expires_at: Option<Option<i64>>,
     pub rules: Option<CodeRules>,
+    pub quotas: Option<Quotas>,
 }
 
 /// Changes to a code; `None` leaves a field alone.
@@ -103,6 +105,8 @@ pub struct RequestOrigin {
 #[derive(Debug, Clone)]
 pub struct RedeemRequest {
     pub project_id: String,
+    /// `(max successes, period seconds)` when the project has a redemption quota.
+    pub quota: Option<(i64, i64)>,
     /// The code as typed, for the log.
     pub code: String,
     /// Its matching form under the project's rules.
@@ -120,6 +124,58 @@ pub enum RedeemOutcome {
     Success(Code),
     /// Nothing changed (a log row was kept when the code exists).
     Failure(RedeemFailure, Option<Code>),
+    /// The project's redemption quota for the current period is used up.
+    QuotaExhausted,
+}
+
+/// Which codes a bulk action touches.
+#[derive(Debug, Clone)]
+pub enum CodeSelection {
+    Ids(Vec<String>),
+    Filter(CodeFilter),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkAction {
+    Disable,
+    Enable,
+    Delete,
+}
+
+/// A batch with how many of its codes exist now.
+#[derive(Debug, Clone)]
+pub struct BatchSummary {
+    pub batch: Batch,
+    pub code_count: i64,
+}
+
+/// One page of a log, with the total matching rows.
+#[derive(Debug, Clone)]
+pub struct LogPage<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RedemptionFilter {
+    pub result: Option<String>,
+    pub code_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub project_id: Option<String>,
+}
+
+/// Changes to a user; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    /// A new password hash, and whether the user must change it at next login.
+    pub password: Option<(String, bool)>,
 }
 
 #[async_trait]
@@ -127,12 +183,7 @@ pub trait ProjectStore: Send + Sync {
     async fn create_project(&self, project: &Project) -> StoreResult<()>;
     async fn get_project(&self, id: &str) -> StoreResult<Option<Project>>;
     async fn list_projects(&self) -> StoreResult<Vec<Project>>;
-    async fn update_project(
-        &self,
-        id: &str,
-        patch: ProjectPatch,
-        now: i64,
-    ) -> StoreResult<Option<Project>>;
+    async fn update_project(&self, id: &str, patch: ProjectPatch, now: i64) -> StoreResult<Option<Project>>;
     async fn delete_project(&self, id: &str) -> StoreResult<bool>;
     /// Counts by derived state, from counters (no scan of the codes).
     async fn code_counts(&self, project: &Project, now: i64) -> StoreResult<CodeCounts>;
@@ -159,12 +210,26 @@ pub trait CodeStore: Send + Sync {
     ) -> StoreResult<CodePage>;
     async fn get_code(&self, project_id: &str, code_id: &str) -> StoreResult<Option<Code>>;
     async fn find_code(&self, project_id: &str, code_norm: &str) -> StoreResult<Option<Code>>;
-    async fn update_code(
+    async fn update_code(&self, project_id: &str, code_id: &str, patch: CodePatch) -> StoreResult<Option<Code>>;
+    async fn delete_code(&self, project_id: &str, code_id: &str) -> StoreResult<bool>;
+    /// Applies `action` to every selected code of the project; returns how many changed.
+    async fn bulk_codes(
         &self,
-        project_id: &str,
-        code_id: &str,
-        patch: CodePatch,
-    ) -> StoreResult<Option<Code>>;
+        project: &Project,
+        selection: CodeSelection,
+        action: BulkAction,
+        now: i64,
+    ) -> StoreResult<u64>;
+    /// Up to `limit` codes after position `after` (newest first), for streaming exports.
+    async fn codes_after(
+        &self,
+        project: &Project,
+        filter: &CodeFilter,
+        after: Option<i64>,
+        limit: u32,
+        now: i64,
+    ) -> StoreResult<Vec<(i64, Code)>>;
+    async fn list_batches(&self, project_id: &str) -> StoreResult<Vec<BatchSummary>>;
     /// Adds one use, exactly once under any concurrency, with its log row in the same commit.
     async fn redeem(&self, request: RedeemRequest) -> StoreResult<RedeemOutcome>;
     /// Gives one use back, with its log row in the same commit.
@@ -174,11 +239,17 @@ pub trait CodeStore: Send + Sync {
 #[async_trait]
 pub trait RedemptionStore: Send + Sync {
     async fn code_redemptions(&self, code_id: &str, limit: u32) -> StoreResult<Vec<RedemptionLog>>;
-    async fn recent_successes(
+    /// Newest successful redemptions of one project, or of all (`None`).
+    async fn recent_successes(&self, project_id: Option<&str>, limit: u32) -> StoreResult<Vec<RedemptionLog>>;
+    async fn list_redemptions(
         &self,
         project_id: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<RedemptionLog>>;
+        filter: &RedemptionFilter,
+        page: u32,
+        page_size: u32,
+    ) -> StoreResult<LogPage<RedemptionLog>>;
+    /// Successful redemptions per UTC day since `since` (day start, count), oldest first; days without any are absent.
+    async fn redemptions_per_day(&self, project_id: Option<&str>, since: i64) -> StoreResult<Vec<(i64, i64)>>;
 }
 
 #[async_trait]
@@ -188,6 +259,15 @@ pub trait KeyStore: Send + Sync {
     async fn list_api_keys(&self, project_id: &str) -> StoreResult<Vec<ApiKey>>;
     async fn delete_api_key(&self, project_id: &str, id: &str) -> StoreResult<bool>;
     async fn touch_api_key(&self, id: &str, now: i64) -> StoreResult<()>;
+    async fn set_api_key_enabled(&self, project_id: &str, id: &str, enabled: bool) -> StoreResult<Option<ApiKey>>;
+    /// Replaces the secret; the previous one stays valid until `previous_valid_until`.
+    async fn rotate_api_key(
+        &self,
+        project_id: &str,
+        id: &str,
+        sealed_secret: Vec<u8>,
+        previous_valid_until: i64,
+    ) -> StoreResult<Option<ApiKey>>;
 }
 
 #[async_trait]
@@ -199,18 +279,30 @@ pub trait AccountStore: Send + Sync {
     /// The token with this hash and its user.
     async fn find_token(&self, token_hash: &str) -> StoreResult<Option<(AccessToken, User)>>;
     async fn touch_token(&self, id: &str, now: i64) -> StoreResult<()>;
+    async fn get_user(&self, id: &str) -> StoreResult<Option<User>>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn update_user(&self, id: &str, patch: UserPatch) -> StoreResult<Option<User>>;
+    async fn delete_user(&self, id: &str) -> StoreResult<bool>;
+    /// Tokens of one user, or of everyone (`None`), newest first.
+    async fn list_tokens(&self, user_id: Option<&str>) -> StoreResult<Vec<AccessToken>>;
+    async fn get_token(&self, id: &str) -> StoreResult<Option<AccessToken>>;
+    async fn revoke_token(&self, id: &str, now: i64) -> StoreResult<bool>;
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    async fn find_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<(Session, User)>>;
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    /// Ends every session of a user (password change, disabling).
+    async fn delete_user_sessions(&self, user_id: &str) -> StoreResult<()>;
 }
 
 #[async_trait]
 pub trait AuditStore: Send + Sync {
     async fn record_audit(&self, entry: &AuditEntry) -> StoreResult<()>;
+    async fn list_audit(&self, filter: &AuditFilter, page: u32, page_size: u32) -> StoreResult<LogPage<AuditEntry>>;
 }
 
 /// Everything CodeGate keeps.
 #[async_trait]
-pub trait Store:
-    ProjectStore + CodeStore + RedemptionStore + KeyStore + AccountStore + AuditStore
-{
+pub trait Store: ProjectStore + CodeStore + RedemptionStore + KeyStore + AccountStore + AuditStore {
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
 }

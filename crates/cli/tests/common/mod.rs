@@ -22,10 +22,43 @@ pub struct TestServer {
 }
 
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// Where the harness notes the PostgreSQL database it made for a data directory.
+const TEST_DATABASE_FILE: &str = ".test-database-url";
+
+/// With `CODEGATE_TEST_DATABASE_URL=postgres://…` every data directory gets a
+/// fresh database of its own on that server (made on first use, noted in the
+/// directory so restarts find it again); otherwise `None`: SQLite in the directory.
+pub fn test_database_url(dir: &std::path::Path) -> Option<String> {
+    let noted = dir.join(TEST_DATABASE_FILE);
+    if let Ok(url) = std::fs::read_to_string(&noted) {
+        return Some(url);
+    }
+    let server = std::env::var("CODEGATE_TEST_DATABASE_URL").ok()?;
+    if !codegate_storage::postgres::is_postgres_url(&server) {
+        return None;
+    }
+    let name = format!("cg_{}", &codegate_domain::ids::new_id()[..20]);
+    let url = on_own_runtime(async move { codegate_storage::postgres::create_database(&server, &name).await })
+        .unwrap_or_else(|e| panic!("CODEGATE_TEST_DATABASE_URL is set but no database could be made there: {e}"));
+    std::fs::write(&noted, &url).unwrap();
+    Some(url)
+}
+
+/// Drops the database `test_database_url` made for `dir`, if any.
+pub fn drop_test_database(dir: &std::path::Path) {
+    if let Ok(url) = std::fs::read_to_string(dir.join(TEST_DATABASE_FILE)) {
+        let _ = on_own_runtime(async move { codegate_storage::postgres::drop_database(&url).await });
+    }
+}
+
+/// Runs a future to completion on a thread of its own (callers may be inside a runtime).
+fn on_own_runtime<T: Send + 'static>(f: impl std::future::Future<Output = T> + Send + 'static) -> T {
+    std::thread::spawn(move || tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f))
+        .join()
         .unwrap()
-        .as_secs() as i64
 }
 
 /// Runs `codegate init` on a fresh directory and returns the token.
@@ -33,13 +66,10 @@ pub fn init(dir: &std::path::Path) -> Value {
     let out = Command::new(BIN)
         .args(["init", "--json", "--data-dir"])
         .arg(dir)
+        .envs(test_database_url(dir).map(|url| ("CODEGATE_DATABASE_URL", url)))
         .output()
         .expect("run codegate init");
-    assert!(
-        out.status.success(),
-        "init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("init prints JSON")
 }
 
@@ -50,6 +80,7 @@ pub fn spawn_serve(dir: &std::path::Path, envs: &[(&str, &str)]) -> (Child, Stri
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .envs(test_database_url(dir).map(|url| ("CODEGATE_DATABASE_URL", url)))
         .envs(envs.iter().copied())
         .env("CODEGATE_RATE_LIMITS", "off")
         .env("CODEGATE_LOG", "warn")
@@ -84,18 +115,8 @@ impl TestServer {
         let data_dir = tempfile::tempdir().unwrap();
         let token = init(data_dir.path())["token"].as_str().unwrap().to_owned();
         let (child, base, banner) = spawn_serve(data_dir.path(), envs);
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        TestServer {
-            child,
-            base,
-            token,
-            data_dir,
-            http,
-            banner,
-        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        TestServer { child, base, token, data_dir, http, banner }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -103,22 +124,11 @@ impl TestServer {
     }
 
     /// A management call with the admin token; returns status and JSON body.
-    pub async fn admin(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         self.bearer(&self.token.clone(), method, path, body).await
     }
 
-    pub async fn bearer(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
+    pub async fn bearer(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.url(path)).bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -128,25 +138,14 @@ impl TestServer {
     }
 
     pub async fn create_project(&self, name: &str) -> String {
-        let (status, p) = self
-            .admin(
-                Method::POST,
-                "/api/v1/projects",
-                Some(json!({"name": name})),
-            )
-            .await;
+        let (status, p) = self.admin(Method::POST, "/api/v1/projects", Some(json!({"name": name}))).await;
         assert_eq!(status, StatusCode::CREATED, "{p}");
         p["id"].as_str().unwrap().to_owned()
     }
 
     pub async fn create_key(&self, pid: &str) -> Key {
-        let (status, k) = self
-            .admin(
-                Method::POST,
-                &format!("/api/v1/projects/{pid}/api-keys"),
-                Some(json!({"name": "test"})),
-            )
-            .await;
+        let (status, k) =
+            self.admin(Method::POST, &format!("/api/v1/projects/{pid}/api-keys"), Some(json!({"name": "test"}))).await;
         assert_eq!(status, StatusCode::CREATED, "{k}");
         Key {
             id: k["id"].as_str().unwrap().into(),
@@ -156,20 +155,9 @@ impl TestServer {
     }
 
     pub async fn generate(&self, pid: &str, body: Value) -> Vec<String> {
-        let (status, g) = self
-            .admin(
-                Method::POST,
-                &format!("/api/v1/projects/{pid}/codes/generate"),
-                Some(body),
-            )
-            .await;
+        let (status, g) = self.admin(Method::POST, &format!("/api/v1/projects/{pid}/codes/generate"), Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{g}");
-        g["codes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap().to_owned())
-            .collect()
+        g["codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect()
     }
 
     /// A signed call, the way the SDKs make it.
@@ -180,8 +168,7 @@ impl TestServer {
         path_and_query: &str,
         body: Option<&str>,
     ) -> (StatusCode, Value) {
-        self.signed_at(key, method, path_and_query, body, now())
-            .await
+        self.signed_at(key, method, path_and_query, body, now()).await
     }
 
     pub async fn signed_at(
@@ -192,22 +179,12 @@ impl TestServer {
         body: Option<&str>,
         ts: i64,
     ) -> (StatusCode, Value) {
-        let req = signed_request(
-            &self.http,
-            &self.base,
-            key,
-            method,
-            path_and_query,
-            body,
-            ts,
-        );
+        let req = signed_request(&self.http, &self.base, key, method, path_and_query, body, ts);
         read(req.send().await.unwrap()).await
     }
 
     pub fn stop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }
@@ -216,6 +193,7 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        drop_test_database(self.data_dir.path());
     }
 }
 
@@ -235,46 +213,39 @@ pub fn signed_request(
     body: Option<&str>,
     ts: i64,
 ) -> reqwest::RequestBuilder {
-    let (path, query) = path_and_query
-        .split_once('?')
-        .unwrap_or((path_and_query, ""));
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
     let body = body.unwrap_or("");
     let ts = ts.to_string();
+    // A fresh nonce per request, as the SDKs send: identical signed POSTs would be replays.
+    let nonce = codegate_domain::ids::new_id();
     let sts = SignedParts {
         method: method.as_str(),
         path,
         canonical_query: &canonical_query(query),
         body_sha256: &body_sha256_hex(body.as_bytes()),
         timestamp: &ts,
-        nonce: None,
+        nonce: Some(&nonce),
     }
     .string_to_sign();
     http.request(method, format!("{base}{path_and_query}"))
         .header("X-API-Key", &key.api_key)
         .header("X-Timestamp", &ts)
         .header("X-Signature", sign(key.secret.as_bytes(), &sts))
+        .header("X-Nonce", &nonce)
         .header("Content-Type", "application/json")
         .body(body.to_owned())
 }
 
 pub async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
     let status = resp.status();
-    let is_problem = resp
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.to_str().unwrap().starts_with("application/problem+json"));
+    let is_problem =
+        resp.headers().get("content-type").is_some_and(|v| v.to_str().unwrap().starts_with("application/problem+json"));
     let text = resp.text().await.unwrap();
     let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if status.is_client_error() || status.is_server_error() {
-        assert!(
-            is_problem,
-            "error answers are problem+json: {status} {body}"
-        );
+        assert!(is_problem, "error answers are problem+json: {status} {body}");
         for field in ["type", "title", "status", "detail", "code"] {
-            assert!(
-                body.get(field).is_some(),
-                "problem+json has '{field}': {body}"
-            );
+            assert!(body.get(field).is_some(), "problem+json has '{field}': {body}");
         }
     }
     (status, body)

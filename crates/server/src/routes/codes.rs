@@ -14,7 +14,7 @@ use codegate_domain::generation::{Pattern, PatternSpec};
 use codegate_domain::ids::new_id;
 use codegate_domain::model::{CodeRules, Project, Scope};
 use codegate_domain::normalize::{normalize_code, validate_code};
-use codegate_storage::{Batch, CodePatch, NewCode};
+use codegate_storage::{Batch, BulkAction, CodePatch, CodeSelection, NewCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -26,7 +26,7 @@ const MAX_METADATA_BYTES: usize = 4096;
 const MAX_USES_LIMIT: i64 = 1_000_000;
 
 /// What to generate: a request's choices over the project's rules.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PatternOverrides {
     length: Option<usize>,
@@ -48,9 +48,9 @@ pub(crate) fn pattern_spec(rules: &CodeRules, o: &PatternOverrides) -> PatternSp
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct GenerateBody {
+pub(crate) struct GenerateBody {
     count: u64,
     #[serde(flatten)]
     pattern: PatternOverrides,
@@ -60,32 +60,39 @@ struct GenerateBody {
     batch_name: Option<String>,
 }
 
+/// 402 when adding `adding` codes would pass the project's `max_codes` quota.
+async fn check_code_quota(state: &AppState, project: &Project, adding: u64) -> Result<(), ApiError> {
+    if let Some(max) = project.quotas.max_codes {
+        let total = state.store.code_counts(project, now()).await?.total;
+        if total + adding as i64 > max {
+            return Err(ApiError::QuotaExhausted {
+                detail: format!("the project may hold {max} codes; it has {total}, so {adding} more do not fit"),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn check_max_uses(max_uses: i64) -> Result<i64, ApiError> {
     if (1..=MAX_USES_LIMIT).contains(&max_uses) {
         Ok(max_uses)
     } else {
-        Err(ApiError::validation(format!(
-            "max_uses must be from 1 to {MAX_USES_LIMIT}"
-        )))
+        Err(ApiError::validation(format!("max_uses must be from 1 to {MAX_USES_LIMIT}")))
     }
 }
 
 fn check_metadata(metadata: &Option<Value>) -> Result<(), ApiError> {
     match metadata {
         None | Some(Value::Null) => Ok(()),
-        Some(Value::Object(_))
-            if metadata.as_ref().unwrap().to_string().len() <= MAX_METADATA_BYTES =>
-        {
-            Ok(())
+        Some(Value::Object(_)) if metadata.as_ref().unwrap().to_string().len() <= MAX_METADATA_BYTES => Ok(()),
+        Some(Value::Object(_)) => {
+            Err(ApiError::validation(format!("metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")))
         }
-        Some(Value::Object(_)) => Err(ApiError::validation(format!(
-            "metadata must be at most {MAX_METADATA_BYTES} bytes of JSON"
-        ))),
         Some(_) => Err(ApiError::validation("metadata must be a JSON object")),
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct GenerateAnswer {
     batch_id: String,
     count: u64,
@@ -94,6 +101,7 @@ pub struct GenerateAnswer {
     codes_inline: bool,
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{pid}/codes/generate", tag = "codes", params(("pid" = String, Path, description = "Project id (32 hex)")), request_body = GenerateBody, responses((status = 201, body = GenerateAnswer), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn generate(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
@@ -102,11 +110,10 @@ pub async fn generate(
 ) -> Result<(StatusCode, Json<GenerateAnswer>), ApiError> {
     let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
     let b: GenerateBody = parse_json(&body)?;
-    let pattern = Pattern::new(&pattern_spec(&project.rules, &b.pattern))
-        .map_err(|e| ApiError::validation(e.to_string()))?;
-    pattern
-        .check_count(b.count)
-        .map_err(|e| ApiError::validation(e.to_string()))?;
+    let pattern =
+        Pattern::new(&pattern_spec(&project.rules, &b.pattern)).map_err(|e| ApiError::validation(e.to_string()))?;
+    pattern.check_count(b.count).map_err(|e| ApiError::validation(e.to_string()))?;
+    check_code_quota(&state, &project, b.count).await?;
     let max_uses = check_max_uses(b.max_uses.unwrap_or(1))?;
     check_metadata(&b.metadata)?;
     if let Some(n) = &b.batch_name {
@@ -151,15 +158,8 @@ pub async fn generate(
                 })
                 .collect()
         };
-        let codes: Vec<String> = if inline {
-            chunk.iter().map(|c| c.code.clone()).collect()
-        } else {
-            Vec::new()
-        };
-        let report = state
-            .store
-            .insert_codes(&project.id, Some(&batch.id), chunk, now)
-            .await?;
+        let codes: Vec<String> = if inline { chunk.iter().map(|c| c.code.clone()).collect() } else { Vec::new() };
+        let report = state.store.insert_codes(&project.id, Some(&batch.id), chunk, now).await?;
         if inline {
             let mut skipped = report.duplicates.iter().peekable();
             for (i, code) in codes.into_iter().enumerate() {
@@ -170,11 +170,7 @@ pub async fn generate(
         }
         remaining -= report.inserted as usize;
         // Collisions are retried; a pattern that keeps colliding is nearly full.
-        fruitless_rounds = if report.inserted == 0 {
-            fruitless_rounds + 1
-        } else {
-            0
-        };
+        fruitless_rounds = if report.inserted == 0 { fruitless_rounds + 1 } else { 0 };
         if fruitless_rounds >= 5 {
             return Err(ApiError::Conflict {
                 code: "PATTERN_EXHAUSTED",
@@ -201,18 +197,13 @@ pub async fn generate(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(GenerateAnswer {
-            batch_id: batch.id,
-            count: b.count,
-            codes: shown,
-            codes_inline: inline,
-        }),
+        Json(GenerateAnswer { batch_id: batch.id, count: b.count, codes: shown, codes_inline: inline }),
     ))
 }
 
 /// One row of an import, after parsing.
-#[derive(Deserialize, Default)]
-struct ImportRow {
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(crate) struct ImportRow {
     code: Option<String>,
     expires_at: Option<i64>,
     max_uses: Option<i64>,
@@ -226,14 +217,14 @@ struct ImportRow {
 /// A parsed row with its line number, or why it was refused (with the code when known).
 type ParsedRow = (u64, Result<ImportRow, (Option<String>, String)>);
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Rejection {
     line: u64,
     code: Option<String>,
     reason: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ImportAnswer {
     batch_id: String,
     imported: u64,
@@ -245,9 +236,7 @@ fn parse_int(field: &str, s: &str) -> Result<Option<i64>, String> {
     if s.is_empty() {
         return Ok(None);
     }
-    s.parse()
-        .map(Some)
-        .map_err(|_| format!("{field} must be an integer"))
+    s.parse().map(Some).map_err(|_| format!("{field} must be an integer"))
 }
 
 fn parse_bool(field: &str, s: &str) -> Result<Option<bool>, String> {
@@ -261,17 +250,10 @@ fn parse_bool(field: &str, s: &str) -> Result<Option<bool>, String> {
 
 /// Parses CSV with a header row naming at least `code`.
 fn parse_csv(body: &[u8]) -> Result<Vec<ParsedRow>, ApiError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::Headers)
-        .from_reader(body);
-    let headers = reader
-        .headers()
-        .map_err(|e| ApiError::validation(format!("invalid CSV header: {e}")))?
-        .clone();
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(body);
+    let headers = reader.headers().map_err(|e| ApiError::validation(format!("invalid CSV header: {e}")))?.clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let code_col = col("code")
-        .ok_or_else(|| ApiError::validation("the CSV header must name a 'code' column"))?;
+    let code_col = col("code").ok_or_else(|| ApiError::validation("the CSV header must name a 'code' column"))?;
     let cols = [
         col("expires_at"),
         col("max_uses"),
@@ -296,10 +278,7 @@ fn parse_csv(body: &[u8]) -> Result<Vec<ParsedRow>, ApiError> {
                 metadata: if metadata.is_empty() {
                     None
                 } else {
-                    Some(
-                        serde_json::from_str(metadata)
-                            .map_err(|_| "metadata must be JSON".to_owned())?,
-                    )
+                    Some(serde_json::from_str(metadata).map_err(|_| "metadata must be JSON".to_owned())?)
                 },
                 disabled: parse_bool("disabled", get(cols[3]))?,
                 use_count: parse_int("use_count", get(cols[4]))?,
@@ -319,9 +298,8 @@ fn parse_jsonl(body: &[u8]) -> Vec<ParsedRow> {
         .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
         .map(|(i, line)| {
             let parsed = serde_json::from_slice::<ImportRow>(line).map_err(|e| {
-                let code = serde_json::from_slice::<Value>(line)
-                    .ok()
-                    .and_then(|v| v["code"].as_str().map(str::to_owned));
+                let code =
+                    serde_json::from_slice::<Value>(line).ok().and_then(|v| v["code"].as_str().map(str::to_owned));
                 (code, format!("invalid JSON line: {e}"))
             });
             (i as u64 + 1, parsed)
@@ -340,10 +318,7 @@ fn to_new_code(project: &Project, row: ImportRow) -> Result<NewCode, String> {
     if !(0..=max_uses).contains(&use_count) {
         return Err("use_count must be from 0 to max_uses".into());
     }
-    if !matches!(
-        row.metadata,
-        None | Some(Value::Object(_)) | Some(Value::Null)
-    ) {
+    if !matches!(row.metadata, None | Some(Value::Object(_)) | Some(Value::Null)) {
         return Err("metadata must be a JSON object".into());
     }
     Ok(NewCode {
@@ -360,6 +335,7 @@ fn to_new_code(project: &Project, row: ImportRow) -> Result<NewCode, String> {
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{pid}/codes/import", tag = "codes", params(("pid" = String, Path, description = "Project id (32 hex)")), request_body(content = String, content_type = "text/csv", description = "CSV with a header row naming `code`; or JSON Lines with Content-Type application/x-ndjson"), responses((status = 200, body = ImportAnswer), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn import(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
@@ -367,24 +343,14 @@ pub async fn import(
     request: Request,
 ) -> Result<Json<ImportAnswer>, ApiError> {
     let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let jsonl = content_type.contains("ndjson")
-        || content_type.contains("jsonl")
-        || content_type.contains("json-lines");
+    let content_type =
+        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let jsonl =
+        content_type.contains("ndjson") || content_type.contains("jsonl") || content_type.contains("json-lines");
     let limit = state.config.max_import_bytes;
-    let body = axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge { limit })?;
-    let rows = if jsonl {
-        parse_jsonl(&body)
-    } else {
-        parse_csv(&body)?
-    };
+    let body = crate::extract::read_body(request.into_body(), limit).await?;
+    let rows = if jsonl { parse_jsonl(&body) } else { parse_csv(&body)? };
+    check_code_quota(&state, &project, rows.iter().filter(|r| r.1.is_ok()).count() as u64).await?;
 
     let now = now();
     let batch = Batch {
@@ -407,26 +373,10 @@ pub async fn import(
             Err((code, reason)) => rejected.push(Rejection { line, code, reason }),
         }
         if pending.len() >= CHUNK {
-            imported += flush(
-                &state,
-                &project,
-                &batch.id,
-                &mut pending,
-                &mut rejected,
-                now,
-            )
-            .await?;
+            imported += flush(&state, &project, &batch.id, &mut pending, &mut rejected, now).await?;
         }
     }
-    imported += flush(
-        &state,
-        &project,
-        &batch.id,
-        &mut pending,
-        &mut rejected,
-        now,
-    )
-    .await?;
+    imported += flush(&state, &project, &batch.id, &mut pending, &mut rejected, now).await?;
     rejected.sort_by_key(|r| r.line);
     audit(
         &state,
@@ -441,11 +391,7 @@ pub async fn import(
         },
     )
     .await?;
-    Ok(Json(ImportAnswer {
-        batch_id: batch.id,
-        imported,
-        rejected,
-    }))
+    Ok(Json(ImportAnswer { batch_id: batch.id, imported, rejected }))
 }
 
 async fn flush(
@@ -461,30 +407,26 @@ async fn flush(
     }
     let (lines, codes): (Vec<u64>, Vec<NewCode>) = std::mem::take(pending).into_iter().unzip();
     let names: Vec<String> = codes.iter().map(|c| c.code.clone()).collect();
-    let report = state
-        .store
-        .insert_codes(&project.id, Some(batch_id), codes, now)
-        .await?;
+    let report = state.store.insert_codes(&project.id, Some(batch_id), codes, now).await?;
     for i in report.duplicates {
-        rejected.push(Rejection {
-            line: lines[i],
-            code: Some(names[i].clone()),
-            reason: "duplicate code".into(),
-        });
+        rejected.push(Rejection { line: lines[i], code: Some(names[i].clone()), reason: "duplicate code".into() });
     }
     Ok(report.inserted)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateCode {
+pub(crate) struct UpdateCode {
     disabled: Option<bool>,
+    #[schema(value_type = Option<i64>)]
     #[serde(default, deserialize_with = "nullable")]
     expires_at: Option<Option<i64>>,
+    #[schema(value_type = Option<Object>)]
     #[serde(default, deserialize_with = "nullable")]
     metadata: Option<Option<Value>>,
 }
 
+#[utoipa::path(patch, path = "/api/v1/projects/{pid}/codes/{code_id}", tag = "codes", params(("pid" = String, Path, description = "Project id (32 hex)"), ("code_id" = String, Path, description = "Code id (32 hex)")), request_body = UpdateCode, responses((status = 200, body = CodeDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     ApiPath((pid, code_id)): ApiPath<(String, String)>,
@@ -497,16 +439,9 @@ pub async fn update(
     if let Some(m) = &b.metadata {
         check_metadata(m)?;
     }
-    let patch = CodePatch {
-        disabled: b.disabled,
-        expires_at: b.expires_at,
-        metadata: b.metadata,
-    };
-    let code = state
-        .store
-        .update_code(&project.id, &code_id, patch)
-        .await?
-        .ok_or(ApiError::NotFound { what: "code" })?;
+    let patch = CodePatch { disabled: b.disabled, expires_at: b.expires_at, metadata: b.metadata };
+    let code =
+        state.store.update_code(&project.id, &code_id, patch).await?.ok_or(ApiError::NotFound { what: "code" })?;
     audit(
         &state,
         &caller.principal,
@@ -521,4 +456,220 @@ pub async fn update(
     )
     .await?;
     Ok(Json(CodeDto::new(code, project.expires_at, now())))
+}
+
+#[utoipa::path(delete, path = "/api/v1/projects/{pid}/codes/{code_id}", tag = "codes", params(("pid" = String, Path, description = "Project id (32 hex)"), ("code_id" = String, Path, description = "Code id (32 hex)")), responses((status = 204, description = "Done"), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn remove(
+    State(state): State<AppState>,
+    ApiPath((pid, code_id)): ApiPath<(String, String)>,
+    caller: BearerCaller,
+) -> Result<StatusCode, ApiError> {
+    let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
+    check_id(&code_id, "code")?;
+    if !state.store.delete_code(&project.id, &code_id).await? {
+        return Err(ApiError::NotFound { what: "code" });
+    }
+    audit(
+        &state,
+        &caller.principal,
+        &caller.origin,
+        Audit {
+            action: "code.delete",
+            resource_type: "code",
+            resource_id: Some(&code_id),
+            project_id: Some(&project.id),
+            detail: None,
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkFilter {
+    status: Option<String>,
+    batch_id: Option<String>,
+    search: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkBody {
+    action: String,
+    ids: Option<Vec<String>>,
+    filter: Option<BulkFilter>,
+}
+
+const MAX_BULK_IDS: usize = 10_000;
+
+#[utoipa::path(post, path = "/api/v1/projects/{pid}/codes/bulk", tag = "codes", params(("pid" = String, Path, description = "Project id (32 hex)")), request_body = BulkBody, responses((status = 200, body = Object), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn bulk(
+    State(state): State<AppState>,
+    ApiPath(pid): ApiPath<String>,
+    caller: BearerCaller,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
+    let b: BulkBody = parse_json(&body)?;
+    let action = match b.action.as_str() {
+        "disable" => BulkAction::Disable,
+        "enable" => BulkAction::Enable,
+        "delete" => BulkAction::Delete,
+        _ => return Err(ApiError::validation("action must be one of disable, enable, delete")),
+    };
+    let selection = match (b.ids, b.filter) {
+        (Some(ids), None) => {
+            if ids.is_empty() || ids.len() > MAX_BULK_IDS {
+                return Err(ApiError::validation(format!("ids must hold 1 to {MAX_BULK_IDS} code ids")));
+            }
+            if let Some(bad) = ids.iter().find(|id| !codegate_domain::ids::is_valid_id(id)) {
+                return Err(ApiError::validation(format!("'{bad}' is not a code id")));
+            }
+            CodeSelection::Ids(ids)
+        }
+        (None, Some(f)) => {
+            // The same rules as the listing's query parameters.
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in [("status", f.status), ("batch_id", f.batch_id), ("search", f.search)] {
+                if let Some(v) = v {
+                    query.append_pair(k, &v);
+                }
+            }
+            CodeSelection::Filter(super::sdk::parse_list_query(Some(&query.finish()))?.filter)
+        }
+        _ => return Err(ApiError::validation("give either ids or filter")),
+    };
+    let affected = state.store.bulk_codes(&project, selection, action, now()).await?;
+    audit(
+        &state,
+        &caller.principal,
+        &caller.origin,
+        Audit {
+            action: "codes.bulk",
+            resource_type: "code",
+            resource_id: None,
+            project_id: Some(&project.id),
+            detail: Some(json!({"action": b.action, "affected": affected})),
+        },
+    )
+    .await?;
+    Ok(Json(json!({ "affected": affected })))
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{pid}/batches", tag = "codes", params(("pid" = String, Path, description = "Project id (32 hex)")), responses((status = 200, body = Object), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn batches(
+    State(state): State<AppState>,
+    ApiPath(pid): ApiPath<String>,
+    caller: BearerCaller,
+) -> Result<Json<Value>, ApiError> {
+    let project = project_for(&state, &caller.principal, &pid, Scope::Read).await?;
+    let items: Vec<Value> = state
+        .store
+        .list_batches(&project.id)
+        .await?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "id": s.batch.id, "name": s.batch.name, "source": s.batch.source, "requested": s.batch.requested,
+                "code_count": s.code_count, "metadata": s.batch.metadata, "created_at": s.batch.created_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// Rows per database read while exporting.
+const EXPORT_CHUNK: u32 = 2_000;
+const EXPORT_COLUMNS: [&str; 12] = [
+    "id",
+    "code",
+    "state",
+    "disabled",
+    "use_count",
+    "max_uses",
+    "expires_at",
+    "verified_at",
+    "verified_by",
+    "batch_id",
+    "metadata",
+    "created_at",
+];
+
+fn export_row(dto: CodeDto) -> Vec<String> {
+    let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    vec![
+        dto.id,
+        dto.code,
+        dto.state.to_owned(),
+        dto.is_disabled.to_string(),
+        dto.use_count.to_string(),
+        dto.max_uses.to_string(),
+        opt(dto.expires_at),
+        opt(dto.verified_at),
+        dto.verified_by.unwrap_or_default(),
+        dto.batch_id.unwrap_or_default(),
+        dto.metadata.map(|m| m.to_string()).unwrap_or_default(),
+        dto.created_at.to_string(),
+    ]
+}
+
+#[utoipa::path(get, path = "/api/v1/projects/{pid}/codes/export", tag = "codes", params(("pid" = String, Path, description = "Project id (32 hex)"), ("format" = Option<String>, Query, description = "csv (default) or jsonl"), ("status" = Option<String>, Query), ("batch_id" = Option<String>, Query), ("search" = Option<String>, Query)), responses((status = 200, description = "Done"), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn export(
+    State(state): State<AppState>,
+    ApiPath(pid): ApiPath<String>,
+    uri: axum::http::Uri,
+    caller: BearerCaller,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let project = project_for(&state, &caller.principal, &pid, Scope::Read).await?;
+    let pairs = crate::extract::query_pairs(uri.query());
+    let jsonl = match crate::extract::param(&pairs, "format").unwrap_or("csv") {
+        "csv" => false,
+        "jsonl" | "ndjson" => true,
+        _ => return Err(ApiError::validation("format must be csv or jsonl")),
+    };
+    let filter = super::sdk::parse_list_query(uri.query())?.filter;
+    let disposition = format!("attachment; filename=\"codes-{}.{}\"", project.id, if jsonl { "jsonl" } else { "csv" });
+    // Walk the codes by position so memory stays flat however many there are.
+    let stream = futures_util::stream::unfold(Some((None::<i64>, true)), move |position| {
+        let (state, project, filter) = (state.clone(), project.clone(), filter.clone());
+        async move {
+            let (after, first) = position?;
+            let now = now();
+            let rows = match state.store.codes_after(&project, &filter, after, EXPORT_CHUNK, now).await {
+                Ok(rows) => rows,
+                Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
+            };
+            let next = (rows.len() == EXPORT_CHUNK as usize).then(|| rows.last().map(|r| (Some(r.0), false))).flatten();
+            let mut out = Vec::with_capacity(rows.len() * 160);
+            if jsonl {
+                for (_, code) in rows {
+                    serde_json::to_writer(&mut out, &CodeDto::new(code, project.expires_at, now))
+                        .expect("code serialises");
+                    out.push(b'\n');
+                }
+            } else {
+                let mut w = csv::Writer::from_writer(&mut out);
+                if first {
+                    w.write_record(EXPORT_COLUMNS).expect("in-memory write");
+                }
+                for (_, code) in rows {
+                    w.write_record(export_row(CodeDto::new(code, project.expires_at, now))).expect("in-memory write");
+                }
+                w.flush().expect("in-memory flush");
+                drop(w);
+            }
+            if out.is_empty() && next.is_none() && !first {
+                return None;
+            }
+            Some((Ok::<_, std::io::Error>(bytes::Bytes::from(out)), next))
+        }
+    });
+    let content_type = if jsonl { "application/x-ndjson" } else { "text/csv; charset=utf-8" };
+    Ok((
+        [(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
 }

@@ -16,12 +16,13 @@ use codegate_domain::model::{ApiKey, Scope};
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateKey {
+pub(crate) struct CreateKey {
     name: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{pid}/api-keys", tag = "api-keys", params(("pid" = String, Path, description = "Project id (32 hex)")), request_body = Option<CreateKey>, responses((status = 201, body = NewApiKeyDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
@@ -65,31 +66,21 @@ pub async fn create(
         },
     )
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(NewApiKeyDto {
-            key: key.into(),
-            secret,
-        }),
-    ))
+    Ok((StatusCode::CREATED, Json(NewApiKeyDto { key: key.into(), secret })))
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{pid}/api-keys", tag = "api-keys", params(("pid" = String, Path, description = "Project id (32 hex)")), responses((status = 200, body = Object), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
     caller: BearerCaller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let project = project_for(&state, &caller.principal, &pid, Scope::Keys).await?;
-    let items: Vec<ApiKeyDto> = state
-        .store
-        .list_api_keys(&project.id)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
+    let items: Vec<ApiKeyDto> = state.store.list_api_keys(&project.id).await?.into_iter().map(Into::into).collect();
     Ok(Json(json!({ "items": items })))
 }
 
+#[utoipa::path(delete, path = "/api/v1/projects/{pid}/api-keys/{key_id}", tag = "api-keys", params(("pid" = String, Path, description = "Project id (32 hex)"), ("key_id" = String, Path, description = "API key id")), responses((status = 204, description = "Done"), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn remove(
     State(state): State<AppState>,
     ApiPath((pid, key_id)): ApiPath<(String, String)>,
@@ -114,4 +105,98 @@ pub async fn remove(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateKey {
+    enabled: bool,
+}
+
+#[utoipa::path(patch, path = "/api/v1/projects/{pid}/api-keys/{key_id}", tag = "api-keys", params(("pid" = String, Path, description = "Project id (32 hex)"), ("key_id" = String, Path, description = "API key id")), request_body = UpdateKey, responses((status = 200, body = ApiKeyDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    ApiPath((pid, key_id)): ApiPath<(String, String)>,
+    caller: BearerCaller,
+    Body(body): Body,
+) -> Result<Json<ApiKeyDto>, ApiError> {
+    let project = project_for(&state, &caller.principal, &pid, Scope::Keys).await?;
+    check_id(&key_id, "API key")?;
+    let b: UpdateKey = crate::extract::parse_json(&body)?;
+    let key = state
+        .store
+        .set_api_key_enabled(&project.id, &key_id, b.enabled)
+        .await?
+        .ok_or(ApiError::NotFound { what: "API key" })?;
+    audit(
+        &state,
+        &caller.principal,
+        &caller.origin,
+        Audit {
+            action: if b.enabled { "api_key.enable" } else { "api_key.disable" },
+            resource_type: "api_key",
+            resource_id: Some(&key.id),
+            project_id: Some(&project.id),
+            detail: None,
+        },
+    )
+    .await?;
+    Ok(Json(key.into()))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RotateKey {
+    grace_seconds: Option<i64>,
+}
+
+const DEFAULT_GRACE_SECS: i64 = 86_400;
+const MAX_GRACE_SECS: i64 = 30 * 86_400;
+
+#[utoipa::path(post, path = "/api/v1/projects/{pid}/api-keys/{key_id}/rotate", tag = "api-keys", params(("pid" = String, Path, description = "Project id (32 hex)"), ("key_id" = String, Path, description = "API key id")), request_body = Option<RotateKey>, responses((status = 201, body = NewApiKeyDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    ApiPath((pid, key_id)): ApiPath<(String, String)>,
+    caller: BearerCaller,
+    Body(body): Body,
+) -> Result<(StatusCode, Json<NewApiKeyDto>), ApiError> {
+    let project = project_for(&state, &caller.principal, &pid, Scope::Keys).await?;
+    check_id(&key_id, "API key")?;
+    let b: RotateKey = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateKey::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    let grace = b.grace_seconds.unwrap_or(DEFAULT_GRACE_SECS);
+    if !(0..=MAX_GRACE_SECS).contains(&grace) {
+        return Err(ApiError::validation(format!("grace_seconds must be from 0 to {MAX_GRACE_SECS}")));
+    }
+    let existing = state
+        .store
+        .list_api_keys(&project.id)
+        .await?
+        .into_iter()
+        .find(|k| k.id == key_id)
+        .ok_or(ApiError::NotFound { what: "API key" })?;
+    let secret = new_api_secret();
+    let sealed = state.master_key.seal(&secret, &existing.api_key);
+    let key = state
+        .store
+        .rotate_api_key(&project.id, &key_id, sealed, now() + grace)
+        .await?
+        .ok_or(ApiError::NotFound { what: "API key" })?;
+    audit(
+        &state,
+        &caller.principal,
+        &caller.origin,
+        Audit {
+            action: "api_key.rotate",
+            resource_type: "api_key",
+            resource_id: Some(&key.id),
+            project_id: Some(&project.id),
+            detail: Some(json!({"grace_seconds": grace})),
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(NewApiKeyDto { key: key.into(), secret })))
 }

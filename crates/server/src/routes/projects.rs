@@ -11,14 +11,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use codegate_domain::ids::new_id;
-use codegate_domain::model::{CodeRules, Project, Scope};
+use codegate_domain::model::{CodeRules, Project, Quotas, Scope};
 use codegate_storage::ProjectPatch;
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateProject {
+pub(crate) struct CreateProject {
     name: String,
     #[serde(default)]
     description: String,
@@ -26,22 +26,30 @@ struct CreateProject {
     #[serde(default = "enabled")]
     status: bool,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     rules: Option<CodeRules>,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    quotas: Option<Quotas>,
 }
 
 fn enabled() -> bool {
     true
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateProject {
+pub(crate) struct UpdateProject {
     name: Option<String>,
     description: Option<String>,
     status: Option<bool>,
+    #[schema(value_type = Option<i64>)]
     #[serde(default, deserialize_with = "nullable")]
     expires_at: Option<Option<i64>>,
+    #[schema(value_type = Option<Object>)]
     rules: Option<CodeRules>,
+    #[schema(value_type = Option<Object>)]
+    quotas: Option<Quotas>,
 }
 
 fn check_name(name: &str) -> Result<String, ApiError> {
@@ -53,15 +61,21 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn check_rules(rules: &CodeRules) -> Result<(), ApiError> {
-    codegate_domain::generation::Pattern::new(&super::codes::pattern_spec(
-        rules,
-        &Default::default(),
-    ))
-    .map(|_| ())
-    .map_err(|e| ApiError::validation(format!("rules: {e}")))
+fn check_quotas(q: Quotas) -> Result<Quotas, ApiError> {
+    let positive = |v: Option<i64>| v.is_none_or(|n| n > 0);
+    if !(positive(q.max_codes) && positive(q.max_redemptions) && positive(q.redemption_period_secs)) {
+        return Err(ApiError::validation("quotas must be positive numbers (or null for no limit)"));
+    }
+    Ok(q)
 }
 
+fn check_rules(rules: &CodeRules) -> Result<(), ApiError> {
+    codegate_domain::generation::Pattern::new(&super::codes::pattern_spec(rules, &Default::default()))
+        .map(|_| ())
+        .map_err(|e| ApiError::validation(format!("rules: {e}")))
+}
+
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects", request_body = CreateProject, responses((status = 201, body = ProjectDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: BearerCaller,
@@ -83,6 +97,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         rules,
+        quotas: check_quotas(b.quotas.unwrap_or_default())?,
     };
     state.store.create_project(&project).await?;
     audit(
@@ -99,16 +114,11 @@ pub async fn create(
     )
     .await?;
     let counts = Default::default();
-    Ok((
-        StatusCode::CREATED,
-        Json(ProjectDto::new(project, Some(counts))),
-    ))
+    Ok((StatusCode::CREATED, Json(ProjectDto::new(project, Some(counts)))))
 }
 
-pub async fn list(
-    State(state): State<AppState>,
-    caller: BearerCaller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects", responses((status = 200, body = Object), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn list(State(state): State<AppState>, caller: BearerCaller) -> Result<Json<serde_json::Value>, ApiError> {
     caller.principal.require(Scope::Read, None)?;
     let restriction = caller.principal.project_restriction().map(str::to_owned);
     let now = now();
@@ -123,6 +133,7 @@ pub async fn list(
     Ok(Json(json!({ "items": items, "total": items.len() })))
 }
 
+#[utoipa::path(patch, path = "/api/v1/projects/{pid}", tag = "projects", params(("pid" = String, Path, description = "Project id (32 hex)")), request_body = UpdateProject, responses((status = 200, body = ProjectDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
@@ -144,13 +155,10 @@ pub async fn update(
         enabled: b.status,
         expires_at: b.expires_at,
         rules: b.rules,
+        quotas: b.quotas.map(check_quotas).transpose()?,
     };
     let now = now();
-    let project = state
-        .store
-        .update_project(&pid, patch, now)
-        .await?
-        .ok_or(ApiError::NotFound { what: "project" })?;
+    let project = state.store.update_project(&pid, patch, now).await?.ok_or(ApiError::NotFound { what: "project" })?;
     audit(
         &state,
         &caller.principal,
@@ -166,4 +174,28 @@ pub async fn update(
     .await?;
     let counts = state.store.code_counts(&project, now).await?;
     Ok(Json(ProjectDto::new(project, Some(counts))))
+}
+
+#[utoipa::path(delete, path = "/api/v1/projects/{pid}", tag = "projects", params(("pid" = String, Path, description = "Project id (32 hex)")), responses((status = 204, description = "Done"), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+pub async fn remove(
+    State(state): State<AppState>,
+    ApiPath(pid): ApiPath<String>,
+    caller: BearerCaller,
+) -> Result<StatusCode, ApiError> {
+    let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
+    state.store.delete_project(&project.id).await?;
+    audit(
+        &state,
+        &caller.principal,
+        &caller.origin,
+        Audit {
+            action: "project.delete",
+            resource_type: "project",
+            resource_id: Some(&project.id),
+            project_id: Some(&project.id),
+            detail: Some(json!({"name": project.name})),
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

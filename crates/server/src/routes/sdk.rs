@@ -3,14 +3,15 @@
 
 use crate::auth::{Caller, Principal};
 use crate::dto::{
-    CodeDetailDto, CodeDto, CodeListDto, LogDto, ProjectDto, ProjectStatisticsDto,
-    RecentVerificationDto, RedeemDto,
+    CodeDetailDto, CodeDto, CodeListDto, LogDto, ProjectDto, ProjectStatisticsDto, RecentVerificationDto, RedeemDto,
 };
 use crate::error::ApiError;
 use crate::extract::{check_id, check_len, parse_json, query_pairs, ApiPath};
+use crate::limits::RedemptionGuard;
 use crate::state::{now, AppState};
 use axum::extract::State;
 use axum::http::Uri;
+use axum::response::Response;
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -34,28 +35,19 @@ pub(crate) async fn project_for(
 ) -> Result<Project, ApiError> {
     principal.require(scope, Some(pid))?;
     check_id(pid, "project")?;
-    let project = state
-        .store
-        .get_project(pid)
-        .await?
-        .ok_or(ApiError::NotFound { what: "project" })?;
+    let project = state.store.get_project(pid).await?.ok_or(ApiError::NotFound { what: "project" })?;
     if principal.is_api_key() && scope == Scope::Read {
         if !project.enabled {
-            return Err(ApiError::unauthorized(
-                "PROJECT_DISABLED",
-                "the project is disabled",
-            ));
+            return Err(ApiError::unauthorized("PROJECT_DISABLED", "the project is disabled"));
         }
         if has_passed(project.expires_at, now()) {
-            return Err(ApiError::unauthorized(
-                "PROJECT_EXPIRED",
-                "the project has expired",
-            ));
+            return Err(ApiError::unauthorized("PROJECT_EXPIRED", "the project has expired"));
         }
     }
     Ok(project)
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{pid}", tag = "sdk", params(("pid" = String, Path, description = "Project id (32 hex)")), responses((status = 200, body = ProjectDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("hmac" = [])))]
 pub async fn get_project(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
@@ -66,6 +58,7 @@ pub async fn get_project(
     Ok(Json(ProjectDto::new(project, Some(counts))))
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{pid}/statistics", tag = "sdk", params(("pid" = String, Path, description = "Project id (32 hex)")), responses((status = 200, body = ProjectStatisticsDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("hmac" = [])))]
 pub async fn statistics(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
@@ -73,26 +66,16 @@ pub async fn statistics(
 ) -> Result<Json<ProjectStatisticsDto>, ApiError> {
     let project = project_for(&state, &caller.principal, &pid, Scope::Read).await?;
     let counts = state.store.code_counts(&project, now()).await?;
-    let recent = state
-        .store
-        .recent_successes(&project.id, RECENT_VERIFICATIONS)
-        .await?;
-    let usage_rate = if counts.total == 0 {
-        0.0
-    } else {
-        (counts.used as f64 / counts.total as f64 * 10_000.0).round() / 10_000.0
-    };
+    let recent = state.store.recent_successes(Some(&project.id), RECENT_VERIFICATIONS).await?;
+    let usage_rate =
+        if counts.total == 0 { 0.0 } else { (counts.used as f64 / counts.total as f64 * 10_000.0).round() / 10_000.0 };
     Ok(Json(ProjectStatisticsDto {
         project_id: project.id,
         counts: counts.into(),
         usage_rate,
         recent_verifications: recent
             .into_iter()
-            .map(|l| RecentVerificationDto {
-                code: l.code,
-                verified_at: l.created_at,
-                verified_by: l.actor,
-            })
+            .map(|l| RecentVerificationDto { code: l.code, verified_at: l.created_at, verified_by: l.actor })
             .collect(),
     }))
 }
@@ -106,12 +89,7 @@ pub(crate) struct ListQuery {
 }
 
 pub(crate) fn parse_list_query(query: Option<&str>) -> Result<ListQuery, ApiError> {
-    let mut q = ListQuery {
-        page: 1,
-        page_size: 20,
-        filter: CodeFilter::default(),
-        cursor: None,
-    };
+    let mut q = ListQuery { page: 1, page_size: 20, filter: CodeFilter::default(), cursor: None };
     for (key, value) in query_pairs(query) {
         match key.as_str() {
             "page" => {
@@ -119,31 +97,27 @@ pub(crate) fn parse_list_query(query: Option<&str>) -> Result<ListQuery, ApiErro
                     .parse()
                     .ok()
                     .filter(|p| (1..=10_000_000).contains(p))
-                    .ok_or_else(|| {
-                        ApiError::validation("page must be an integer from 1 to 10000000")
-                    })?
+                    .ok_or_else(|| ApiError::validation("page must be an integer from 1 to 10000000"))?
             }
             "page_size" => {
                 q.page_size = value
                     .parse()
                     .ok()
                     .filter(|s| (1..=100).contains(s))
-                    .ok_or_else(|| {
-                        ApiError::validation("page_size must be an integer from 1 to 100")
-                    })?
+                    .ok_or_else(|| ApiError::validation("page_size must be an integer from 1 to 100"))?
             }
             "status" if !value.is_empty() => {
-                q.filter.state = Some(CodeState::parse(&value).ok_or_else(|| {
-                    ApiError::validation("status must be one of unused, used, disabled, expired")
-                })?)
+                q.filter.state = Some(
+                    CodeState::parse(&value)
+                        .ok_or_else(|| ApiError::validation("status must be one of unused, used, disabled, expired"))?,
+                )
             }
             "search" if !value.is_empty() => {
                 check_len("search", &value, 100)?;
                 q.filter.search = Some(value);
             }
             "batch_id" if !value.is_empty() => {
-                check_id(&value, "batch")
-                    .map_err(|_| ApiError::validation("batch_id must be 32 hex characters"))?;
+                check_id(&value, "batch").map_err(|_| ApiError::validation("batch_id must be 32 hex characters"))?;
                 q.filter.batch_id = Some(value);
             }
             "cursor" if !value.is_empty() => q.cursor = Some(decode_cursor(&value)?),
@@ -166,6 +140,7 @@ fn decode_cursor(s: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::validation("cursor is not one this server issued"))
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{pid}/codes", tag = "sdk", params(("pid" = String, Path, description = "Project id (32 hex)"), ("page" = Option<u32>, Query, minimum = 1), ("page_size" = Option<u32>, Query, minimum = 1, maximum = 100), ("status" = Option<String>, Query, description = "unused, used, disabled or expired"), ("search" = Option<String>, Query), ("batch_id" = Option<String>, Query), ("cursor" = Option<String>, Query)), responses((status = 200, body = CodeListDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("hmac" = [])))]
 pub async fn list_codes(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
@@ -176,17 +151,10 @@ pub async fn list_codes(
     let q = parse_list_query(uri.query())?;
     let at = q.cursor.map_or(PageAt::Number(q.page), PageAt::After);
     let now = now();
-    let page = state
-        .store
-        .list_codes(&project, &q.filter, at, q.page_size, now)
-        .await?;
+    let page = state.store.list_codes(&project, &q.filter, at, q.page_size, now).await?;
     let total_pages = (page.total + i64::from(q.page_size) - 1) / i64::from(q.page_size);
     Ok(Json(CodeListDto {
-        items: page
-            .items
-            .into_iter()
-            .map(|c| CodeDto::new(c, project.expires_at, now))
-            .collect(),
+        items: page.items.into_iter().map(|c| CodeDto::new(c, project.expires_at, now)).collect(),
         total: page.total,
         page: q.page,
         page_size: q.page_size,
@@ -195,21 +163,15 @@ pub async fn list_codes(
     }))
 }
 
-async fn code_detail(
-    state: &AppState,
-    project: &Project,
-    code: Code,
-) -> Result<Json<CodeDetailDto>, ApiError> {
-    let logs = state
-        .store
-        .code_redemptions(&code.id, CODE_LOG_LIMIT)
-        .await?;
+async fn code_detail(state: &AppState, project: &Project, code: Code) -> Result<Json<CodeDetailDto>, ApiError> {
+    let logs = state.store.code_redemptions(&code.id, CODE_LOG_LIMIT).await?;
     Ok(Json(CodeDetailDto {
         code: CodeDto::new(code, project.expires_at, now()),
         verification_logs: logs.into_iter().map(LogDto::from).collect(),
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{pid}/codes/{code_id}", tag = "sdk", params(("pid" = String, Path, description = "Project id (32 hex)"), ("code_id" = String, Path, description = "Code id (32 hex)")), responses((status = 200, body = CodeDetailDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("hmac" = [])))]
 pub async fn get_code(
     State(state): State<AppState>,
     ApiPath((pid, code_id)): ApiPath<(String, String)>,
@@ -217,14 +179,11 @@ pub async fn get_code(
 ) -> Result<Json<CodeDetailDto>, ApiError> {
     let project = project_for(&state, &caller.principal, &pid, Scope::Read).await?;
     check_id(&code_id, "code")?;
-    let code = state
-        .store
-        .get_code(&project.id, &code_id)
-        .await?
-        .ok_or(ApiError::NotFound { what: "code" })?;
+    let code = state.store.get_code(&project.id, &code_id).await?.ok_or(ApiError::NotFound { what: "code" })?;
     code_detail(&state, &project, code).await
 }
 
+#[utoipa::path(get, path = "/api/v1/projects/{pid}/codes/by-code/{code}", tag = "sdk", params(("pid" = String, Path, description = "Project id (32 hex)"), ("code" = String, Path, description = "The code, percent-encoded")), responses((status = 200, body = CodeDetailDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("hmac" = [])))]
 pub async fn get_code_by_code(
     State(state): State<AppState>,
     ApiPath((pid, code)): ApiPath<(String, String)>,
@@ -233,22 +192,18 @@ pub async fn get_code_by_code(
     let project = project_for(&state, &caller.principal, &pid, Scope::Read).await?;
     check_len("code", &code, 255)?;
     let norm = normalize_code(&code, project.rules.normalize);
-    let code = state
-        .store
-        .find_code(&project.id, &norm)
-        .await?
-        .ok_or(ApiError::NotFound { what: "code" })?;
+    let code = state.store.find_code(&project.id, &norm).await?.ok_or(ApiError::NotFound { what: "code" })?;
     code_detail(&state, &project, code).await
 }
 
-#[derive(Deserialize)]
-struct VerifyBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct VerifyBody {
     code: String,
     verified_by: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct ReactivateBody {
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct ReactivateBody {
     code: String,
     reactivated_by: Option<String>,
     reason: Option<String>,
@@ -268,12 +223,7 @@ enum Redemption {
     Reactivate,
 }
 
-async fn redeem(
-    state: &AppState,
-    pid: &str,
-    caller: Caller,
-    kind: Redemption,
-) -> Result<Json<RedeemDto>, ApiError> {
+async fn redeem(state: &AppState, pid: &str, caller: Caller, kind: Redemption) -> Result<Json<RedeemDto>, ApiError> {
     let project = project_for(state, &caller.principal, pid, Scope::Verify).await?;
     let (code, actor, reason) = match kind {
         Redemption::Verify => {
@@ -287,21 +237,14 @@ async fn redeem(
     };
     check_code_input(&code)?;
     if let Some(a) = &actor {
-        check_len(
-            if kind == Redemption::Verify {
-                "verified_by"
-            } else {
-                "reactivated_by"
-            },
-            a,
-            255,
-        )?;
+        check_len(if kind == Redemption::Verify { "verified_by" } else { "reactivated_by" }, a, 255)?;
     }
     if let Some(r) = &reason {
         check_len("reason", r, 1000)?;
     }
     let request = RedeemRequest {
         project_id: project.id.clone(),
+        quota: (kind == Redemption::Verify).then(|| project.quotas.redemption_window()).flatten(),
         code_norm: normalize_code(&code, project.rules.normalize),
         code,
         actor,
@@ -317,6 +260,11 @@ async fn redeem(
     let (success, code, failure) = match outcome {
         RedeemOutcome::Success(c) => (true, Some(c), None),
         RedeemOutcome::Failure(f, c) => (false, c, Some(f)),
+        RedeemOutcome::QuotaExhausted => {
+            return Err(ApiError::QuotaExhausted {
+                detail: "the project's redemption quota for this period is used up".into(),
+            })
+        }
     };
     let when = success.then_some(at);
     Ok(Json(RedeemDto {
@@ -331,27 +279,29 @@ async fn redeem(
             (None, Redemption::Reactivate) => "Code reactivated successfully",
         },
         error_code: failure.map(|f| f.error_code()),
-        metadata: code
-            .as_ref()
-            .filter(|_| success)
-            .and_then(|c| c.metadata.clone()),
+        metadata: code.as_ref().filter(|_| success).and_then(|c| c.metadata.clone()),
         use_count: code.as_ref().map(|c| c.use_count),
         max_uses: code.as_ref().map(|c| c.max_uses),
     }))
 }
 
+/// Redemptions run under the guessing defence and the `Idempotency-Key` (see `limits::RedemptionGuard`).
+#[utoipa::path(post, path = "/api/v1/projects/{pid}/codes/verify", tag = "sdk", params(("pid" = String, Path, description = "Project id (32 hex)"), ("Idempotency-Key" = Option<String>, Header)), request_body = VerifyBody, responses((status = 200, body = RedeemDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("hmac" = [])))]
 pub async fn verify(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
+    guard: RedemptionGuard,
     caller: Caller,
-) -> Result<Json<RedeemDto>, ApiError> {
-    redeem(&state, &pid, caller, Redemption::Verify).await
+) -> Response {
+    guard.run(&state, caller, |caller| redeem(&state, &pid, caller, Redemption::Verify)).await
 }
 
+#[utoipa::path(post, path = "/api/v1/projects/{pid}/codes/reactivate", tag = "sdk", params(("pid" = String, Path, description = "Project id (32 hex)"), ("Idempotency-Key" = Option<String>, Header)), request_body = ReactivateBody, responses((status = 200, body = RedeemDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("hmac" = [])))]
 pub async fn reactivate(
     State(state): State<AppState>,
     ApiPath(pid): ApiPath<String>,
+    guard: RedemptionGuard,
     caller: Caller,
-) -> Result<Json<RedeemDto>, ApiError> {
-    redeem(&state, &pid, caller, Redemption::Reactivate).await
+) -> Response {
+    guard.run(&state, caller, |caller| redeem(&state, &pid, caller, Redemption::Reactivate)).await
 }

@@ -3,12 +3,11 @@ use super::rows::{self, json_text, CODE_COLUMNS, REDEMPTION_COLUMNS};
 use super::SqliteStore;
 use crate::error::{StoreError, StoreResult};
 use crate::{
-    Batch, CodeFilter, CodePage, CodePatch, CodeStore, InsertReport, NewCode, PageAt,
-    RedeemOutcome, RedeemRequest, RedemptionStore,
+    Batch, BatchSummary, BulkAction, CodeFilter, CodePage, CodePatch, CodeSelection, CodeStore, InsertReport, LogPage,
+    NewCode, PageAt, RedeemOutcome, RedeemRequest, RedemptionFilter, RedemptionStore,
 };
 use async_trait::async_trait;
 use codegate_domain::codes::{check_reactivate, check_verify, CodeState, RedeemFailure};
-use codegate_domain::ids::new_id;
 use codegate_domain::model::{Code, Project, RedemptionAction, RedemptionLog};
 use codegate_domain::normalize::normalize_code;
 use rusqlite::types::Value;
@@ -41,32 +40,20 @@ fn like_pattern(s: &str) -> String {
 
 fn load_code(c: &Connection, project_id: &str, code_id: &str) -> StoreResult<Option<Code>> {
     let sql = format!("SELECT {CODE_COLUMNS} FROM codes WHERE id = ?1 AND project_id = ?2");
-    Ok(c.prepare_cached(&sql)?
-        .query_row([code_id, project_id], rows::code)
-        .optional()?)
+    Ok(c.prepare_cached(&sql)?.query_row([code_id, project_id], rows::code).optional()?)
 }
 
 fn find_by_norm(c: &Connection, project_id: &str, norm: &str) -> StoreResult<Option<Code>> {
     let sql = format!("SELECT {CODE_COLUMNS} FROM codes WHERE project_id = ?1 AND code_norm = ?2");
-    Ok(c.prepare_cached(&sql)?
-        .query_row([project_id, norm], rows::code)
-        .optional()?)
+    Ok(c.prepare_cached(&sql)?.query_row([project_id, norm], rows::code).optional()?)
 }
 
-fn project_facts(
-    c: &Connection,
-    project_id: &str,
-) -> StoreResult<Option<codegate_domain::codes::ProjectFacts>> {
-    Ok(
-        c.prepare_cached("SELECT enabled, expires_at FROM projects WHERE id = ?1")?
-            .query_row([project_id], |r| {
-                Ok(codegate_domain::codes::ProjectFacts {
-                    enabled: r.get(0)?,
-                    expires_at: r.get(1)?,
-                })
-            })
-            .optional()?,
-    )
+fn project_facts(c: &Connection, project_id: &str) -> StoreResult<Option<codegate_domain::codes::ProjectFacts>> {
+    Ok(c.prepare_cached("SELECT enabled, expires_at FROM projects WHERE id = ?1")?
+        .query_row([project_id], |r| {
+            Ok(codegate_domain::codes::ProjectFacts { enabled: r.get(0)?, expires_at: r.get(1)? })
+        })
+        .optional()?)
 }
 
 fn log_attempt(
@@ -82,7 +69,7 @@ fn log_attempt(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
-        new_id(),
+        log_id(),
         code.project_id,
         code.id,
         code.code,
@@ -96,6 +83,12 @@ fn log_attempt(
         req.now
     ])?;
     Ok(())
+}
+
+/// Log ids are time-ordered (UUIDv7) so new rows land at the right edge of the
+/// id index instead of on a random page: fewer pages written per redemption.
+fn log_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 /// Why a conditional update matched no row, in the documented check order.
@@ -115,11 +108,7 @@ fn explain_failure(
     };
     let failure = match check(code.as_ref().map(Code::facts).as_ref(), &project, req.now) {
         Err(f) => f,
-        Ok(()) => {
-            return Err(StoreError::Internal(
-                "conditional update refused a redeemable code".into(),
-            ))
-        }
+        Ok(()) => return Err(StoreError::Internal("conditional update refused a redeemable code".into())),
     };
     if let Some(code) = &code {
         log_attempt(c, req, code, action, "failed", Some(failure.error_code()))?;
@@ -133,6 +122,17 @@ const REDEEMABLE_NOW: &str = "EXISTS (SELECT 1 FROM projects p WHERE p.id = code
        AND (COALESCE(codes.expires_at, p.expires_at) IS NULL OR COALESCE(codes.expires_at, p.expires_at) > ?3))";
 
 fn redeem_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutcome> {
+    if let Some((max, period)) = req.quota {
+        // Counted inside the write transaction, so concurrent redemptions cannot overshoot.
+        let used: i64 = c
+            .prepare_cached(
+                "SELECT COUNT(*) FROM redemptions WHERE project_id = ?1 AND result = 'success' AND created_at > ?2",
+            )?
+            .query_row(params![req.project_id, req.now - period], |r| r.get(0))?;
+        if used >= max {
+            return Ok(RedeemOutcome::QuotaExhausted);
+        }
+    }
     // One conditional update: exactly-once whatever else is in flight.
     let sql = format!(
         "UPDATE codes SET use_count = use_count + 1, verified_at = ?3, verified_by = ?4
@@ -141,10 +141,7 @@ fn redeem_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutcome> 
     );
     let updated = c
         .prepare_cached(&sql)?
-        .query_row(
-            params![req.project_id, req.code_norm, req.now, req.actor],
-            rows::code,
-        )
+        .query_row(params![req.project_id, req.code_norm, req.now, req.actor], rows::code)
         .optional()?;
     match updated {
         Some(code) => {
@@ -163,24 +160,77 @@ fn reactivate_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutco
           WHERE project_id = ?1 AND code_norm = ?2 AND disabled = 0 AND use_count > 0 AND {REDEEMABLE_NOW}
           RETURNING {CODE_COLUMNS}"
     );
-    let updated = c
-        .prepare_cached(&sql)?
-        .query_row(params![req.project_id, req.code_norm, req.now], rows::code)
-        .optional()?;
+    let updated =
+        c.prepare_cached(&sql)?.query_row(params![req.project_id, req.code_norm, req.now], rows::code).optional()?;
     match updated {
         Some(code) => {
-            log_attempt(
-                c,
-                req,
-                &code,
-                RedemptionAction::Reactivate,
-                "reactivated",
-                req.reason.as_deref(),
-            )?;
+            log_attempt(c, req, &code, RedemptionAction::Reactivate, "reactivated", req.reason.as_deref())?;
             Ok(RedeemOutcome::Success(code))
         }
         None => explain_failure(c, req, RedemptionAction::Reactivate, check_reactivate),
     }
+}
+
+/// The WHERE clause of a filter over one project's codes, with its parameters
+/// at fixed positions: ?1 project, ?2 now, ?3 project expiry, ?4/?5 search, ?6 batch.
+fn filter_sql(project: &Project, filter: &CodeFilter, now: i64) -> (String, Vec<Value>) {
+    let mut conditions = vec!["project_id = ?1".to_owned()];
+    if let Some(state) = filter.state {
+        conditions.push(state_condition(state).to_owned());
+    }
+    let (raw_search, norm_search) = match filter.search.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => {
+            conditions.push("(code LIKE ?4 ESCAPE '\\' OR code_norm LIKE ?5 ESCAPE '\\')".into());
+            (Value::Text(like_pattern(s)), Value::Text(like_pattern(&normalize_code(s, project.rules.normalize))))
+        }
+        None => (Value::Null, Value::Null),
+    };
+    if filter.batch_id.is_some() {
+        conditions.push("batch_id = ?6".into());
+    }
+    let args = vec![
+        Value::Text(project.id.clone()),
+        Value::Integer(now),
+        project.expires_at.map_or(Value::Null, Value::Integer),
+        raw_search,
+        norm_search,
+        filter.batch_id.clone().map_or(Value::Null, Value::Text),
+    ];
+    (conditions.join(" AND "), args)
+}
+
+/// Positional parameters are fixed; bind the ones a statement uses.
+fn bind_used<'a>(stmt: &rusqlite::Statement<'_>, args: &'a [Value]) -> impl rusqlite::Params + 'a {
+    params_from_iter(args.iter().take(stmt.parameter_count()))
+}
+
+/// Codes matching `filter` from a position (a page offset or after a seq), newest first, with their seq.
+fn select_codes(
+    c: &Connection,
+    project: &Project,
+    filter: &CodeFilter,
+    at: PageAt,
+    limit: u32,
+    now: i64,
+) -> StoreResult<Vec<(i64, Code)>> {
+    let (where_clause, mut args) = filter_sql(project, filter, now);
+    let (position, after, offset) = match at {
+        PageAt::Number(page) => ("", Value::Null, i64::from(page.saturating_sub(1)) * i64::from(limit)),
+        PageAt::After(seq) => (" AND seq < ?7", Value::Integer(seq), 0),
+    };
+    args.extend([after, Value::Integer(i64::from(limit)), Value::Integer(offset)]);
+    // Deferred join: skip `OFFSET` rows walking the (project_id, seq) index in order (never a
+    // sort: the planner may otherwise pick the lookup index), then read only the page's rows.
+    let sql = format!(
+        "SELECT {CODE_COLUMNS} FROM codes WHERE seq IN
+           (SELECT seq FROM codes INDEXED BY codes_newest WHERE {where_clause}{position} ORDER BY seq DESC LIMIT ?8 OFFSET ?9)
+         ORDER BY seq DESC"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let params = bind_used(&stmt, &args);
+    let rows =
+        stmt.query_map(params, |r| Ok((r.get::<_, i64>(12)?, rows::code(r)?)))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 fn list_in(
@@ -191,33 +241,6 @@ fn list_in(
     page_size: u32,
     now: i64,
 ) -> StoreResult<CodePage> {
-    let mut conditions = vec!["project_id = ?1".to_owned()];
-    if let Some(state) = filter.state {
-        conditions.push(state_condition(state).to_owned());
-    }
-    let (raw_search, norm_search) = match filter.search.as_deref().filter(|s| !s.is_empty()) {
-        Some(s) => {
-            conditions.push("(code LIKE ?4 ESCAPE '\\' OR code_norm LIKE ?5 ESCAPE '\\')".into());
-            (
-                Value::Text(like_pattern(s)),
-                Value::Text(like_pattern(&normalize_code(s, project.rules.normalize))),
-            )
-        }
-        None => (Value::Null, Value::Null),
-    };
-    if filter.batch_id.is_some() {
-        conditions.push("batch_id = ?6".into());
-    }
-    let where_clause = conditions.join(" AND ");
-    let base: Vec<Value> = vec![
-        Value::Text(project.id.clone()),
-        Value::Integer(now),
-        project.expires_at.map_or(Value::Null, Value::Integer),
-        raw_search,
-        norm_search,
-        filter.batch_id.clone().map_or(Value::Null, Value::Text),
-    ];
-
     let total = if filter.search.is_none() && filter.batch_id.is_none() {
         let n = counts(c, &project.id, project.expires_at, now)?;
         match filter.state {
@@ -228,46 +251,44 @@ fn list_in(
             Some(CodeState::Expired) => n.expired,
         }
     } else {
-        let sql = format!("SELECT COUNT(*) FROM codes WHERE {where_clause}");
-        let mut stmt = c.prepare_cached(&sql)?;
-        // Positional parameters are fixed (?1..?9); bind the ones this statement uses.
-        let used = stmt.parameter_count();
-        stmt.query_row(params_from_iter(base.iter().take(used)), |r| r.get(0))?
+        let (where_clause, args) = filter_sql(project, filter, now);
+        let mut stmt = c.prepare_cached(&format!("SELECT COUNT(*) FROM codes WHERE {where_clause}"))?;
+        let params = bind_used(&stmt, &args);
+        stmt.query_row(params, |r| r.get(0))?
     };
+    let rows = select_codes(c, project, filter, at, page_size, now)?;
+    let next = (rows.len() == page_size as usize).then(|| rows.last().map(|r| r.0)).flatten();
+    Ok(CodePage { items: rows.into_iter().map(|r| r.1).collect(), total, next })
+}
 
-    let (position, after, offset) = match at {
-        PageAt::Number(page) => (
-            "",
-            Value::Null,
-            i64::from(page.saturating_sub(1)) * i64::from(page_size),
-        ),
-        PageAt::After(seq) => (" AND seq < ?7", Value::Integer(seq), 0),
+fn bulk_in(
+    c: &Connection,
+    project: &Project,
+    selection: &CodeSelection,
+    action: BulkAction,
+    now: i64,
+) -> StoreResult<u64> {
+    let change = match action {
+        BulkAction::Disable => "UPDATE codes SET disabled = 1 WHERE disabled = 0 AND",
+        BulkAction::Enable => "UPDATE codes SET disabled = 0 WHERE disabled = 1 AND",
+        BulkAction::Delete => "DELETE FROM codes WHERE",
     };
-    let sql = format!(
-        "SELECT {CODE_COLUMNS} FROM codes WHERE {where_clause}{position}
-          ORDER BY seq DESC LIMIT ?8 OFFSET ?9"
-    );
-    let mut args = base;
-    args.extend([
-        after,
-        Value::Integer(i64::from(page_size)),
-        Value::Integer(offset),
-    ]);
-    let mut stmt = c.prepare_cached(&sql)?;
-    let used = stmt.parameter_count();
-    let rows = stmt
-        .query_map(params_from_iter(args.iter().take(used)), |r| {
-            Ok((rows::code(r)?, r.get::<_, i64>(12)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = (rows.len() == page_size as usize)
-        .then(|| rows.last().map(|r| r.1))
-        .flatten();
-    Ok(CodePage {
-        items: rows.into_iter().map(|r| r.0).collect(),
-        total,
-        next,
-    })
+    match selection {
+        CodeSelection::Filter(filter) => {
+            let (where_clause, args) = filter_sql(project, filter, now);
+            let mut stmt = c.prepare(&format!("{change} {where_clause}"))?;
+            let params = bind_used(&stmt, &args);
+            Ok(stmt.execute(params)? as u64)
+        }
+        CodeSelection::Ids(ids) => {
+            let mut stmt = c.prepare_cached(&format!("{change} project_id = ?1 AND id = ?2"))?;
+            let mut changed = 0;
+            for id in ids {
+                changed += stmt.execute(params![project.id, id])? as u64;
+            }
+            Ok(changed)
+        }
+    }
 }
 
 fn insert_in(
@@ -330,8 +351,7 @@ impl CodeStore for SqliteStore {
         now: i64,
     ) -> StoreResult<InsertReport> {
         let (project_id, batch_id) = (project_id.to_owned(), batch_id.map(str::to_owned));
-        self.write(move |c| insert_in(c, &project_id, batch_id.as_deref(), &codes, now))
-            .await
+        self.write_alone(move |c| insert_in(c, &project_id, batch_id.as_deref(), &codes, now)).await
     }
 
     async fn list_codes(
@@ -343,8 +363,7 @@ impl CodeStore for SqliteStore {
         now: i64,
     ) -> StoreResult<CodePage> {
         let (project, filter) = (project.clone(), filter.clone());
-        self.read(move |c| list_in(c, &project, &filter, at, page_size, now))
-            .await
+        self.read(move |c| list_in(c, &project, &filter, at, page_size, now)).await
     }
 
     async fn get_code(&self, project_id: &str, code_id: &str) -> StoreResult<Option<Code>> {
@@ -357,12 +376,7 @@ impl CodeStore for SqliteStore {
         self.read(move |c| find_by_norm(c, &p, &n)).await
     }
 
-    async fn update_code(
-        &self,
-        project_id: &str,
-        code_id: &str,
-        patch: CodePatch,
-    ) -> StoreResult<Option<Code>> {
+    async fn update_code(&self, project_id: &str, code_id: &str, patch: CodePatch) -> StoreResult<Option<Code>> {
         let (p, id) = (project_id.to_owned(), code_id.to_owned());
         self.write(move |c| {
             let Some(mut code) = load_code(c, &p, &id)? else {
@@ -377,16 +391,69 @@ impl CodeStore for SqliteStore {
             if let Some(metadata) = patch.metadata {
                 code.metadata = metadata;
             }
-            c.prepare_cached(
-                "UPDATE codes SET disabled = ?2, expires_at = ?3, metadata = ?4 WHERE id = ?1",
-            )?
-            .execute(params![
-                code.id,
-                code.disabled,
-                code.expires_at,
-                json_text(&code.metadata)
-            ])?;
+            c.prepare_cached("UPDATE codes SET disabled = ?2, expires_at = ?3, metadata = ?4 WHERE id = ?1")?
+                .execute(params![code.id, code.disabled, code.expires_at, json_text(&code.metadata)])?;
             Ok(Some(code))
+        })
+        .await
+    }
+
+    async fn delete_code(&self, project_id: &str, code_id: &str) -> StoreResult<bool> {
+        let (p, id) = (project_id.to_owned(), code_id.to_owned());
+        self.write(move |c| Ok(c.execute("DELETE FROM codes WHERE id = ?1 AND project_id = ?2", [id, p])? > 0)).await
+    }
+
+    async fn bulk_codes(
+        &self,
+        project: &Project,
+        selection: CodeSelection,
+        action: BulkAction,
+        now: i64,
+    ) -> StoreResult<u64> {
+        let project = project.clone();
+        self.write_alone(move |c| bulk_in(c, &project, &selection, action, now)).await
+    }
+
+    async fn codes_after(
+        &self,
+        project: &Project,
+        filter: &CodeFilter,
+        after: Option<i64>,
+        limit: u32,
+        now: i64,
+    ) -> StoreResult<Vec<(i64, Code)>> {
+        let (project, filter) = (project.clone(), filter.clone());
+        let at = after.map_or(PageAt::Number(1), PageAt::After);
+        self.read(move |c| select_codes(c, &project, &filter, at, limit, now)).await
+    }
+
+    async fn list_batches(&self, project_id: &str) -> StoreResult<Vec<BatchSummary>> {
+        let project_id = project_id.to_owned();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT b.id, b.project_id, b.name, b.source, b.pattern, b.requested, b.metadata, b.created_at,
+                        (SELECT COUNT(*) FROM codes WHERE batch_id = b.id)
+                   FROM batches b WHERE b.project_id = ?1 ORDER BY b.created_at DESC, b.rowid DESC",
+            )?;
+            let list = stmt
+                .query_map([project_id], |r| {
+                    let source: String = r.get(3)?;
+                    Ok(BatchSummary {
+                        batch: Batch {
+                            id: r.get(0)?,
+                            project_id: r.get(1)?,
+                            name: r.get(2)?,
+                            source: if source == "import" { "import" } else { "generate" },
+                            pattern: r.get(4)?,
+                            requested: r.get(5)?,
+                            metadata: rows::json_column(r.get(6)?),
+                            created_at: r.get(7)?,
+                        },
+                        code_count: r.get(8)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(list)
         })
         .await
     }
@@ -405,7 +472,8 @@ impl RedemptionStore for SqliteStore {
     async fn code_redemptions(&self, code_id: &str, limit: u32) -> StoreResult<Vec<RedemptionLog>> {
         let code_id = code_id.to_owned();
         self.read(move |c| {
-            let sql = format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE code_id = ?1 ORDER BY seq DESC LIMIT ?2");
+            let sql =
+                format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE code_id = ?1 ORDER BY seq DESC LIMIT ?2");
             let mut stmt = c.prepare_cached(&sql)?;
             let list = stmt.query_map(params![code_id, limit], rows::redemption)?.collect::<Result<Vec<_>, _>>()?;
             Ok(list)
@@ -413,19 +481,68 @@ impl RedemptionStore for SqliteStore {
         .await
     }
 
-    async fn recent_successes(
-        &self,
-        project_id: &str,
-        limit: u32,
-    ) -> StoreResult<Vec<RedemptionLog>> {
-        let project_id = project_id.to_owned();
+    async fn recent_successes(&self, project_id: Option<&str>, limit: u32) -> StoreResult<Vec<RedemptionLog>> {
+        let project_id = project_id.map(str::to_owned);
         self.read(move |c| {
-            let sql = format!(
-                "SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE project_id = ?1 AND result = 'success' ORDER BY seq DESC LIMIT ?2"
-            );
+            let sql = match project_id {
+                Some(_) => format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE project_id = ?1 AND result = 'success' ORDER BY seq DESC LIMIT ?2"),
+                None => format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE result = 'success' AND ?1 IS NULL ORDER BY seq DESC LIMIT ?2"),
+            };
             let mut stmt = c.prepare_cached(&sql)?;
             let list = stmt.query_map(params![project_id, limit], rows::redemption)?.collect::<Result<Vec<_>, _>>()?;
             Ok(list)
+        })
+        .await
+    }
+
+    async fn list_redemptions(
+        &self,
+        project_id: &str,
+        filter: &RedemptionFilter,
+        page: u32,
+        page_size: u32,
+    ) -> StoreResult<LogPage<RedemptionLog>> {
+        let (project_id, filter) = (project_id.to_owned(), filter.clone());
+        self.read(move |c| {
+            let mut where_clause = "project_id = ?1".to_owned();
+            if filter.result.is_some() {
+                where_clause.push_str(" AND result = ?2");
+            }
+            if filter.code_id.is_some() {
+                where_clause.push_str(" AND code_id = ?3");
+            }
+            let args: Vec<Value> = vec![
+                Value::Text(project_id),
+                filter.result.map_or(Value::Null, Value::Text),
+                filter.code_id.map_or(Value::Null, Value::Text),
+                Value::Integer(i64::from(page_size)),
+                Value::Integer(i64::from(page.saturating_sub(1)) * i64::from(page_size)),
+            ];
+            let mut count = c.prepare_cached(&format!("SELECT COUNT(*) FROM redemptions WHERE {where_clause}"))?;
+            let params = bind_used(&count, &args);
+            let total = count.query_row(params, |r| r.get(0))?;
+            let sql = format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE {where_clause} ORDER BY seq DESC LIMIT ?4 OFFSET ?5");
+            let mut stmt = c.prepare_cached(&sql)?;
+            let params = bind_used(&stmt, &args);
+            let items = stmt.query_map(params, rows::redemption)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(LogPage { items, total })
+        })
+        .await
+    }
+
+    async fn redemptions_per_day(&self, project_id: Option<&str>, since: i64) -> StoreResult<Vec<(i64, i64)>> {
+        let project_id = project_id.map(str::to_owned);
+        self.read(move |c| {
+            let filter = if project_id.is_some() { "project_id = ?1" } else { "?1 IS NULL" };
+            let sql = format!(
+                "SELECT (created_at / 86400) * 86400 AS day, COUNT(*) FROM redemptions
+                  WHERE {filter} AND result = 'success' AND created_at >= ?2 GROUP BY day ORDER BY day"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let days = stmt
+                .query_map(params![project_id, since], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(days)
         })
         .await
     }

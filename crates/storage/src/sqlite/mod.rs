@@ -23,19 +23,49 @@ pub struct SqliteStore {
     reads: ReadPool,
     writer: Writer,
     path: PathBuf,
+    stop_checkpoints: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop_checkpoints.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Copies the WAL back into the database file every half second (PASSIVE:
+/// never blocks the writer), so the WAL stays small and commits stay cheap.
+fn start_checkpointer(path: &Path, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> StoreResult<()> {
+    let conn = Connection::open(path)?;
+    configure(&conn, 1024)?;
+    std::thread::Builder::new()
+        .name("codegate-sqlite-checkpoint".into())
+        .spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(500));
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Internal(format!("spawn the checkpoint thread: {e}")))?;
+    Ok(())
 }
 
 /// Settings every connection gets. `synchronous = FULL` makes each commit
 /// durable before anyone is told it succeeded.
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, cache_kib: u32) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(5))?;
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA foreign_keys = ON;
          PRAGMA synchronous = FULL;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -16000;",
-    )
+         PRAGMA cache_size = -{cache_kib};"
+    ))
 }
+
+/// Page cache of the writer and of each reader, in KiB.
+const WRITER_CACHE_KIB: u32 = 32 * 1024;
+const READER_CACHE_KIB: u32 = 4 * 1024;
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
@@ -44,28 +74,23 @@ impl SqliteStore {
         let mut conn = Connection::open(&path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Internal(format!(
-                "SQLite refused WAL mode (got {mode})"
-            )));
+            return Err(StoreError::Internal(format!("SQLite refused WAL mode (got {mode})")));
         }
-        configure(&conn)?;
+        configure(&conn, WRITER_CACHE_KIB)?;
         migrate::run(&mut conn)?;
+        // Checkpoints run on their own thread, not inside a commit that someone waits for.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        start_checkpointer(&path, stop.clone())?;
         let manager = SqliteConnectionManager::file(&path)
-            .with_flags(
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .with_init(|c| configure(c));
+            .with_flags(rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(|c| configure(c, READER_CACHE_KIB));
         let reads = r2d2::Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)?;
-        Ok(SqliteStore {
-            reads,
-            writer: Writer::start(conn),
-            path,
-        })
+        Ok(SqliteStore { reads, writer: Writer::start(conn), path, stop_checkpoints: stop })
     }
 
     pub fn path(&self) -> &Path {
@@ -87,6 +112,15 @@ impl SqliteStore {
         .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
     }
 
+    /// A bulk write: its own transaction, all or nothing.
+    async fn write_alone<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.run_alone(f).await
+    }
+
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -99,8 +133,7 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
+        self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 }
 

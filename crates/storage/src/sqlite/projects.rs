@@ -9,10 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 fn load(conn: &Connection, id: &str) -> StoreResult<Option<Project>> {
     let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1");
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row([id], rows::project)
-        .optional()?)
+    Ok(conn.prepare_cached(&sql)?.query_row([id], rows::project).optional()?)
 }
 
 #[async_trait]
@@ -21,9 +18,18 @@ impl ProjectStore for SqliteStore {
         let p = p.clone();
         self.write(move |c| {
             c.execute(
-                "INSERT INTO projects (id, name, description, enabled, expires_at, rules, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![p.id, p.name, p.description, p.enabled, p.expires_at, serde_json::to_string(&p.rules).unwrap(), p.created_at, p.updated_at],
+                &format!("INSERT INTO projects ({PROJECT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                params![
+                    p.id,
+                    p.name,
+                    p.description,
+                    p.enabled,
+                    p.expires_at,
+                    serde_json::to_string(&p.rules).unwrap(),
+                    p.created_at,
+                    p.updated_at,
+                    serde_json::to_string(&p.quotas).unwrap()
+                ],
             )
             .map_err(|e| unique_violation(e, "project_name"))?;
             c.execute("INSERT INTO project_counters (project_id) VALUES (?1)", [&p.id])?;
@@ -39,23 +45,15 @@ impl ProjectStore for SqliteStore {
 
     async fn list_projects(&self) -> StoreResult<Vec<Project>> {
         self.read(|c| {
-            let sql =
-                format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY created_at DESC, id");
+            let sql = format!("SELECT {PROJECT_COLUMNS} FROM projects ORDER BY created_at DESC, id");
             let mut stmt = c.prepare_cached(&sql)?;
-            let list = stmt
-                .query_map([], rows::project)?
-                .collect::<Result<Vec<_>, _>>()?;
+            let list = stmt.query_map([], rows::project)?.collect::<Result<Vec<_>, _>>()?;
             Ok(list)
         })
         .await
     }
 
-    async fn update_project(
-        &self,
-        id: &str,
-        patch: ProjectPatch,
-        now: i64,
-    ) -> StoreResult<Option<Project>> {
+    async fn update_project(&self, id: &str, patch: ProjectPatch, now: i64) -> StoreResult<Option<Project>> {
         let id = id.to_owned();
         self.write(move |c| {
             let Some(mut p) = load(c, &id)? else { return Ok(None) };
@@ -74,10 +72,22 @@ impl ProjectStore for SqliteStore {
             if let Some(rules) = patch.rules {
                 p.rules = rules;
             }
+            if let Some(quotas) = patch.quotas {
+                p.quotas = quotas;
+            }
             p.updated_at = now;
             c.execute(
-                "UPDATE projects SET name = ?2, description = ?3, enabled = ?4, expires_at = ?5, rules = ?6, updated_at = ?7 WHERE id = ?1",
-                params![p.id, p.name, p.description, p.enabled, p.expires_at, serde_json::to_string(&p.rules).unwrap(), p.updated_at],
+                "UPDATE projects SET name = ?2, description = ?3, enabled = ?4, expires_at = ?5, rules = ?6, updated_at = ?7, quotas = ?8 WHERE id = ?1",
+                params![
+                    p.id,
+                    p.name,
+                    p.description,
+                    p.enabled,
+                    p.expires_at,
+                    serde_json::to_string(&p.rules).unwrap(),
+                    p.updated_at,
+                    serde_json::to_string(&p.quotas).unwrap()
+                ],
             )
             .map_err(|e| unique_violation(e, "project_name"))?;
             Ok(Some(p))
@@ -87,14 +97,12 @@ impl ProjectStore for SqliteStore {
 
     async fn delete_project(&self, id: &str) -> StoreResult<bool> {
         let id = id.to_owned();
-        self.write(move |c| Ok(c.execute("DELETE FROM projects WHERE id = ?1", [&id])? > 0))
-            .await
+        self.write_alone(move |c| Ok(c.execute("DELETE FROM projects WHERE id = ?1", [&id])? > 0)).await
     }
 
     async fn code_counts(&self, project: &Project, now: i64) -> StoreResult<CodeCounts> {
         let (id, project_expiry) = (project.id.clone(), project.expires_at);
-        self.read(move |c| counts(c, &id, project_expiry, now))
-            .await
+        self.read(move |c| counts(c, &id, project_expiry, now)).await
     }
 }
 
@@ -117,8 +125,7 @@ pub(super) fn counts(
             "SELECT COUNT(*) FROM codes WHERE project_id = ?1 AND disabled = 0 AND use_count < max_uses
                AND expires_at IS NOT NULL AND expires_at {cmp} ?2"
         );
-        Ok(c.prepare_cached(&sql)?
-            .query_row(params![project_id, now], |r| r.get(0))?)
+        Ok(c.prepare_cached(&sql)?.query_row(params![project_id, now], |r| r.get(0))?)
     };
     let own_expired = live_with_expiry("<=")?;
     let expired = if has_passed(project_expiry, now) {
@@ -127,11 +134,5 @@ pub(super) fn counts(
     } else {
         own_expired
     };
-    Ok(CodeCounts {
-        total,
-        used,
-        disabled,
-        expired,
-        unused: live - expired,
-    })
+    Ok(CodeCounts { total, used, disabled, expired, unused: live - expired })
 }

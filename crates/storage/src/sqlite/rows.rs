@@ -1,13 +1,13 @@
 //! Row ↔ record mapping shared by the SQLite modules.
 
 use codegate_domain::model::{
-    AccessToken, ApiKey, Code, CodeRules, Project, RedemptionAction, RedemptionLog, Role, Scope,
+    AccessToken, ApiKey, AuditEntry, Code, CodeRules, Project, Quotas, RedemptionAction, RedemptionLog, Role, Scope,
     User,
 };
 use rusqlite::Row;
 
 pub(super) const PROJECT_COLUMNS: &str =
-    "id, name, description, enabled, expires_at, rules, created_at, updated_at";
+    "id, name, description, enabled, expires_at, rules, created_at, updated_at, quotas";
 
 pub(super) fn project(r: &Row) -> rusqlite::Result<Project> {
     let rules: String = r.get(5)?;
@@ -20,6 +20,7 @@ pub(super) fn project(r: &Row) -> rusqlite::Result<Project> {
         rules: serde_json::from_str::<CodeRules>(&rules).unwrap_or_default(),
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
+        quotas: serde_json::from_str::<Quotas>(&r.get::<_, String>(8)?).unwrap_or_default(),
     })
 }
 
@@ -61,11 +62,7 @@ pub(super) fn redemption(r: &Row) -> rusqlite::Result<RedemptionLog> {
         project_id: r.get(1)?,
         code_id: r.get(2)?,
         code: r.get(3)?,
-        action: if action == "reactivate" {
-            RedemptionAction::Reactivate
-        } else {
-            RedemptionAction::Verify
-        },
+        action: if action == "reactivate" { RedemptionAction::Reactivate } else { RedemptionAction::Verify },
         result: r.get(5)?,
         reason: r.get(6)?,
         actor: r.get(7)?,
@@ -94,8 +91,7 @@ pub(super) fn api_key(r: &Row) -> rusqlite::Result<ApiKey> {
     })
 }
 
-pub(super) const USER_COLUMNS: &str =
-    "id, username, password_hash, role, must_change_password, disabled, created_at";
+pub(super) const USER_COLUMNS: &str = "id, username, password_hash, role, must_change_password, disabled, created_at";
 
 /// Reads a user from `offset` onwards (so joins can reuse it).
 pub(super) fn user_at(r: &Row, offset: usize) -> rusqlite::Result<User> {
@@ -133,9 +129,23 @@ pub(super) fn token(r: &Row) -> rusqlite::Result<AccessToken> {
 }
 
 pub(super) fn scopes_text(scopes: &[Scope]) -> String {
-    scopes
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
+    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+}
+
+pub(super) const AUDIT_COLUMNS: &str =
+    "id, actor, action, resource_type, resource_id, project_id, result, ip_address, detail, created_at";
+
+pub(super) fn audit(r: &Row) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: r.get(0)?,
+        actor: r.get(1)?,
+        action: r.get(2)?,
+        resource_type: r.get(3)?,
+        resource_id: r.get(4)?,
+        project_id: r.get(5)?,
+        result: r.get(6)?,
+        ip_address: r.get(7)?,
+        detail: json_column(r.get(8)?),
+        created_at: r.get(9)?,
+    })
 }

@@ -1,0 +1,273 @@
+//! Crash safety: signed verify load from concurrent tasks, the server killed
+//! with SIGKILL at a random moment, restarted on the same data directory —
+//! several rounds. Every verify answered `success: true` must stay redeemed,
+//! no code may exceed its uses, and the counters and the file must be sound.
+
+mod common;
+
+use common::{init, now, signed_request, spawn_serve, Key};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::path::Path;
+use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ROUNDS: usize = 4;
+const TASKS: usize = 8;
+const SINGLE_USE: usize = 3000;
+const MULTI_USE: usize = 20;
+const MAX_USES: i64 = 3;
+
+/// A random number from the standard library's per-process random hasher keys.
+fn random_below(n: u64) -> u64 {
+    RandomState::new().hash_one(std::time::SystemTime::now()) % n
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+async fn admin(http: &reqwest::Client, base: &str, token: &str, path: &str, body: Value) -> Value {
+    let resp = http.post(format!("{base}{path}")).bearer_auth(token).json(&body).send().await.unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+    resp.json().await.unwrap()
+}
+
+/// What the clients were told, across all rounds.
+#[derive(Default)]
+struct Answers {
+    /// Successful verifies per code.
+    successes: HashMap<String, i64>,
+    /// How many verifies were answered at all.
+    answered: usize,
+}
+
+struct Load {
+    base: String,
+    key: Key,
+    path: String,
+    single: Vec<String>,
+    multi: Vec<String>,
+    /// Next single-use code to try; shared by the tasks and kept across rounds.
+    next: AtomicUsize,
+    answers: Mutex<Answers>,
+    /// Makes every request body unique, so no signature repeats (replay protection).
+    serial: AtomicUsize,
+}
+
+/// One verify; `None` when the server did not answer (it is being killed).
+async fn verify(http: &reqwest::Client, load: &Load, code: &str) -> Option<Value> {
+    let n = load.serial.fetch_add(1, Ordering::Relaxed);
+    let body = json!({"code": code, "verified_by": format!("crash-{n}")}).to_string();
+    let resp =
+        signed_request(http, &load.base, &load.key, Method::POST, &load.path, Some(&body), now()).send().await.ok()?;
+    let status = resp.status();
+    let answer: Value = resp.json().await.ok()?;
+    assert_eq!(status, StatusCode::OK, "verify answered {status}: {answer}");
+    let mut a = load.answers.lock().unwrap();
+    a.answered += 1;
+    if answer["success"] == true {
+        let count = a.successes.entry(code.to_owned()).or_default();
+        *count += 1;
+        let limit = if load.multi.iter().any(|m| m == code) { MAX_USES } else { 1 };
+        assert!(*count <= limit, "{code} answered success {count} times (max {limit})");
+    } else {
+        assert_eq!(answer["error_code"], "CODE_ALREADY_USED", "{answer}");
+    }
+    Some(answer)
+}
+
+/// Verifies codes until the server stops answering or the codes run out.
+async fn drive(load: Arc<Load>, task: usize) {
+    let http = client();
+    for round in 0usize.. {
+        // Mostly fresh single-use codes; now and then a multi-use code or a
+        // code already redeemed, whose second success would be a bug.
+        let code = match round % 8 {
+            3 => load.multi[(task + round) % load.multi.len()].clone(),
+            6 => {
+                let known: Option<String> = {
+                    let a = load.answers.lock().unwrap();
+                    a.successes.keys().nth(round % 97).cloned()
+                };
+                match known {
+                    Some(c) => c,
+                    None => continue,
+                }
+            }
+            _ => {
+                let i = load.next.fetch_add(1, Ordering::Relaxed);
+                match load.single.get(i) {
+                    Some(c) => c.clone(),
+                    None => return,
+                }
+            }
+        };
+        if verify(&http, &load, &code).await.is_none() {
+            return;
+        }
+    }
+}
+
+fn kill_hard(child: &mut Child) {
+    // std's kill is SIGKILL on Unix: no chance to flush or drain anything.
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Opens the database read-only, next to the live server, and checks it.
+fn check_database(db: &Path, successes: &HashMap<String, i64>) {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+
+    let over: i64 = conn
+        .query_row("SELECT COUNT(*) FROM codes WHERE use_count > max_uses OR use_count < 0", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(over, 0, "no code beyond its uses");
+
+    let mut stmt = conn
+        .prepare(
+            "SELECT pc.project_id, pc.total, pc.disabled, pc.used,
+                    COUNT(c.id),
+                    COALESCE(SUM(c.disabled), 0),
+                    COALESCE(SUM(c.disabled = 0 AND c.use_count >= c.max_uses), 0)
+               FROM project_counters pc LEFT JOIN codes c ON c.project_id = pc.project_id
+              GROUP BY pc.project_id",
+        )
+        .unwrap();
+    let rows: Vec<(String, [i64; 3], [i64; 3])> = stmt
+        .query_map([], |r| Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?], [r.get(4)?, r.get(5)?, r.get(6)?])))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!rows.is_empty());
+    for (pid, counters, recount) in rows {
+        assert_eq!(counters, recount, "project {pid}: counters (total, disabled, used) vs recount");
+    }
+
+    // The use and its log row commit together: uses equal logged successes.
+    let mismatched: Vec<(String, i64, i64)> = conn
+        .prepare(
+            "SELECT c.code, c.use_count,
+                    (SELECT COUNT(*) FROM redemptions r WHERE r.code_id = c.id AND r.result = 'success')
+                  - (SELECT COUNT(*) FROM redemptions r WHERE r.code_id = c.id AND r.result = 'reactivated')
+               FROM codes c",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, uses, logged)| uses != logged)
+        .collect();
+    assert!(mismatched.is_empty(), "use_count vs logged successes: {mismatched:?}");
+
+    let mut uses = conn.prepare("SELECT use_count FROM codes WHERE code = ?1").unwrap();
+    for (code, answered) in successes {
+        let stored: i64 = uses.query_row([code], |r| r.get(0)).unwrap();
+        assert!(stored >= *answered, "{code}: answered {answered} successes, database holds {stored} uses");
+    }
+}
+
+/// Every code the API lists as used, walking all pages.
+async fn used_through_api(http: &reqwest::Client, base: &str, key: &Key, pid: &str) -> HashSet<String> {
+    let mut used = HashSet::new();
+    for page in 1.. {
+        let path = format!("/api/v1/projects/{pid}/codes?page={page}&page_size=100&status=used");
+        let resp = signed_request(http, base, key, Method::GET, &path, None, now()).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: Value = resp.json().await.unwrap();
+        let items = body["items"].as_array().unwrap();
+        for item in items {
+            assert_eq!(item["status"], true);
+            used.insert(item["code"].as_str().unwrap().to_owned());
+        }
+        if items.len() < 100 {
+            break;
+        }
+    }
+    used
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redeemed_codes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = init(dir.path())["token"].as_str().unwrap().to_owned();
+    let (mut child, base, _) = spawn_serve(dir.path(), &[]);
+    let http = client();
+
+    let project = admin(&http, &base, &token, "/api/v1/projects", json!({"name": "crash"})).await;
+    let pid = project["id"].as_str().unwrap().to_owned();
+    let k = admin(&http, &base, &token, &format!("/api/v1/projects/{pid}/api-keys"), json!({})).await;
+    let key = Key {
+        id: k["id"].as_str().unwrap().into(),
+        api_key: k["api_key"].as_str().unwrap().into(),
+        secret: k["secret"].as_str().unwrap().into(),
+    };
+    let generate = format!("/api/v1/projects/{pid}/codes/generate");
+    let codes_of = |v: Value| -> Vec<String> {
+        v["codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect()
+    };
+    let single = codes_of(admin(&http, &base, &token, &generate, json!({"count": SINGLE_USE})).await);
+    let multi =
+        codes_of(admin(&http, &base, &token, &generate, json!({"count": MULTI_USE, "max_uses": MAX_USES})).await);
+
+    let mut load = Arc::new(Load {
+        base: base.clone(),
+        key: key.clone(),
+        path: format!("/api/v1/projects/{pid}/codes/verify"),
+        single,
+        multi,
+        next: AtomicUsize::new(0),
+        answers: Mutex::new(Answers::default()),
+        serial: AtomicUsize::new(0),
+    });
+
+    let mut base = base;
+    for round in 0..ROUNDS {
+        let before = load.answers.lock().unwrap().answered;
+        let tasks: Vec<_> = (0..TASKS).map(|t| tokio::spawn(drive(load.clone(), t))).collect();
+        // Let the load get going, then kill at a random moment within it.
+        for _ in 0..200 {
+            if load.answers.lock().unwrap().answered >= before + 50 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(random_below(400))).await;
+        kill_hard(&mut child);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let (c, b, _) = spawn_serve(dir.path(), &[]);
+        child = c;
+        base = b;
+        Arc::get_mut(&mut load).expect("tasks are done").base = base.clone();
+        let answered = load.answers.lock().unwrap().answered;
+        assert!(answered > before, "round {round} answered verifies before the kill");
+        let next = load.next.load(Ordering::Relaxed);
+        assert!(next < SINGLE_USE, "round {round}: the load was still running when killed");
+        eprintln!("round {round}: {} verifies answered before SIGKILL", answered - before);
+    }
+
+    let successes = load.answers.lock().unwrap().successes.clone();
+    assert!(!successes.is_empty());
+    // Through the API: every success is listed as used and refuses a second verify.
+    let used = used_through_api(&http, &base, &key, &pid).await;
+    for (code, n) in &successes {
+        let multi = load.multi.contains(code);
+        if !multi || *n == MAX_USES {
+            assert!(used.contains(code), "{code} was answered success but is not used");
+            let again = verify(&http, &load, code).await.expect("server answers");
+            assert_eq!(again["error_code"], "CODE_ALREADY_USED", "{code}: {again}");
+        }
+    }
+    check_database(&dir.path().join("codegate.db"), &successes);
+    kill_hard(&mut child);
+}
