@@ -17,6 +17,16 @@ cargo test --workspace --locked
 echo "== codegate-sdk 0.1.1 from PyPI against the server"
 bash tests/compat/run.sh -q
 
+echo "== the Python SDK (sdk/python) against the server"
+command -v uv >/dev/null || python3 -m pip install -q uv
+(cd sdk/python && uv run --quiet pytest -q -p no:cacheprovider)
+
+echo "== schemathesis against /openapi.json"
+bash tests/schemathesis/run.sh
+
+echo "== the console in headless Chromium"
+bash tests/e2e/run.sh
+
 # The same HTTP tests and compat suite on PostgreSQL: every test server gets a
 # fresh database of its own there. (The storage-level and multi-replica
 # PostgreSQL tests, crates/*/tests/postgres_*.rs, ran above with the others.)

@@ -37,6 +37,21 @@ pub(crate) struct PatternOverrides {
     check_char: Option<bool>,
 }
 
+impl GenerateBody {
+    /// The pattern choices of this request (kept flat in the body: serde cannot
+    /// refuse unknown fields next to a flattened struct).
+    fn overrides(&self) -> PatternOverrides {
+        PatternOverrides {
+            length: self.length,
+            prefix: self.prefix.clone(),
+            suffix: self.suffix.clone(),
+            charset: self.charset.clone(),
+            group: self.group,
+            check_char: self.check_char,
+        }
+    }
+}
+
 pub(crate) fn pattern_spec(rules: &CodeRules, o: &PatternOverrides) -> PatternSpec {
     PatternSpec {
         charset: o.charset.clone().or_else(|| rules.charset.clone()),
@@ -52,8 +67,12 @@ pub(crate) fn pattern_spec(rules: &CodeRules, o: &PatternOverrides) -> PatternSp
 #[serde(deny_unknown_fields)]
 pub(crate) struct GenerateBody {
     count: u64,
-    #[serde(flatten)]
-    pattern: PatternOverrides,
+    length: Option<usize>,
+    prefix: Option<String>,
+    suffix: Option<String>,
+    charset: Option<String>,
+    group: Option<usize>,
+    check_char: Option<bool>,
     expires_at: Option<i64>,
     max_uses: Option<i64>,
     metadata: Option<Value>,
@@ -111,7 +130,7 @@ pub async fn generate(
     let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
     let b: GenerateBody = parse_json(&body)?;
     let pattern =
-        Pattern::new(&pattern_spec(&project.rules, &b.pattern)).map_err(|e| ApiError::validation(e.to_string()))?;
+        Pattern::new(&pattern_spec(&project.rules, &b.overrides())).map_err(|e| ApiError::validation(e.to_string()))?;
     pattern.check_count(b.count).map_err(|e| ApiError::validation(e.to_string()))?;
     check_code_quota(&state, &project, b.count).await?;
     let max_uses = check_max_uses(b.max_uses.unwrap_or(1))?;
