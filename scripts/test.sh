@@ -36,6 +36,6 @@ bash tests/e2e/run.sh
 # untuned PostgreSQL it takes minutes (see docs/deploy.md, "Bulk loads").
 echo "== again on PostgreSQL: HTTP integration tests and the compat suite"
 export CODEGATE_TEST_DATABASE_URL="${CODEGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-cargo test --locked -p codegate --test sdk_api --test concurrency --test management --test reliability_hostile \
+cargo test --locked -p codegate --test sdk_api --test concurrency --test management --test reliability_hostile --test postgres_secrets \
   -- --skip tokens_are_shown_once_revocable_and_rotatable --skip a_million_codes_in_one_request_are_all_unique
 bash tests/compat/run.sh -q
