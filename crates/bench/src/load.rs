@@ -3,15 +3,16 @@
 //! until the plan's one-shot requests run out.
 //!
 //! It shares the machine with the server, so the hot loop does as little as
-//! possible: requests are signed before the step starts, a request is built by
-//! cloning shared headers and reference-counted bodies, and a verify answer is
-//! checked with a byte search instead of a JSON parse.
+//! possible: requests are signed (by the client crate's signer) before the
+//! step starts, a request is built by cloning shared headers and
+//! reference-counted bodies, and a verify answer is checked with a byte search
+//! instead of a JSON parse.
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderMap, HeaderValue, HOST};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ pub struct Plan {
     pub method: Method,
     /// Headers every request carries (API key, timestamp, content type).
     pub common: HeaderMap,
+    /// The header an item's signature goes under (`X-Signature`).
+    pub signature_header: HeaderName,
     pub items: Vec<Item>,
     pub mode: Mode,
     /// A 2xx answer must also say `"success":true`.
@@ -52,7 +55,7 @@ impl Plan {
         *req.uri_mut() = item.uri.clone();
         *req.headers_mut() = self.common.clone();
         if let Some(sig) = &item.signature {
-            req.headers_mut().insert("x-signature", sig.clone());
+            req.headers_mut().insert(self.signature_header.clone(), sig.clone());
         }
         req
     }
@@ -199,11 +202,11 @@ fn says_success(body: &[u8]) -> bool {
 }
 
 /// Headers every request of a run carries.
-pub fn common_headers(host: &str, extra: &[(&'static str, HeaderValue)]) -> HeaderMap {
+pub fn common_headers(host: &str, extra: &[(HeaderName, HeaderValue)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(HOST, HeaderValue::from_str(host).expect("host is a valid header"));
     for (name, value) in extra {
-        h.insert(*name, value.clone());
+        h.insert(name.clone(), value.clone());
     }
     h
 }

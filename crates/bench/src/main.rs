@@ -145,7 +145,7 @@ async fn run(args: &Args, server: &Server) -> Result<Report> {
         note: source.label().into(),
     });
 
-    let signer = Signer { host: server.addr.to_string(), api_key: key.api_key, secret: key.secret };
+    let signer = Signer { host: server.addr.to_string(), credentials: key };
     let duration = Duration::from_secs(args.duration_secs);
     let mut rows = Vec::new();
     let mut verify_rss = 0u64;

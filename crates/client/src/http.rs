@@ -7,7 +7,7 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Response, Url};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Never wait longer than this between retries, whatever `Retry-After` says.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
@@ -132,10 +132,6 @@ impl Call {
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 /// Whether the server may have acted on a request that failed with `status`.
 fn safe_to_retry(call: &Call, status: Option<u16>) -> bool {
     let idempotent =
@@ -235,22 +231,15 @@ impl Client {
                     return Err(Error::Usage("streamed uploads need a token, not an API key".into()));
                 }
                 // A fresh nonce and timestamp per attempt: a retry is a new request.
-                let nonce = uuid::Uuid::new_v4().to_string();
-                let signed = creds.sign(
-                    RequestParts {
-                        method: call.method.as_str(),
-                        path: url.path(),
-                        wire_query: url.query().unwrap_or(""),
-                        body,
-                    },
-                    unix_now(),
-                    Some(&nonce),
-                );
-                req = req
-                    .header("X-API-Key", signed.api_key)
-                    .header("X-Timestamp", signed.timestamp)
-                    .header("X-Signature", signed.signature)
-                    .header("X-Nonce", nonce);
+                let signed = creds.sign_now(RequestParts {
+                    method: call.method.as_str(),
+                    path: url.path(),
+                    wire_query: url.query().unwrap_or(""),
+                    body,
+                });
+                for (name, value) in signed.iter() {
+                    req = req.header(name, value);
+                }
             }
         }
         if let Some(key) = &call.idempotency_key {
