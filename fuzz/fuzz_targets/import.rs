@@ -35,12 +35,12 @@ fn world() -> &'static World {
             // Rate limits off: the fuzzer uploads far faster than the bulk limit.
             let settings =
                 limits::Settings::from_vars(|k| (k == "CODEGATE_RATE_LIMITS").then(|| "off".to_owned())).unwrap();
-            let state = AppState {
+            let state = AppState::new(
                 store,
-                master_key: MasterKey::load_or_create(None, dir.path()).unwrap(),
-                config: Arc::new(config.clone()),
-                defences: limits::Defences::start(settings, config.signature_window_secs).await.unwrap(),
-            };
+                MasterKey::load_or_create(None, dir.path()).unwrap(),
+                Arc::new(config.clone()),
+                limits::Defences::start(settings, config.signature_window_secs).await.unwrap(),
+            );
             (app(state), first.token)
         });
         let create = Request::post("/api/v1/projects")

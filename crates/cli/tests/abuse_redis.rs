@@ -114,10 +114,12 @@ async fn an_unreachable_redis_degrades_to_local_limits() {
         assert_eq!(s.signed(&key, Method::GET, &path, "").send().await.status, StatusCode::OK);
     }
     assert_limited(&s.signed(&key, Method::GET, &path, "").send().await, "reads", "RATE_LIMITED");
+    // Serving, but not ready: a load balancer should prefer replicas that share their limits.
     let ready = s.http.get(s.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["redis"], "unreachable", "{body}");
+    assert_eq!(body["code"], "NOT_READY", "{body}");
     assert_eq!(body["database"], "ok");
     assert!(s.log_text().contains("Redis is unreachable"), "log: {}", s.log_text());
 }

@@ -284,7 +284,7 @@ async fn signed(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Principa
         return Err(ApiError::unauthorized("INVALID_NONCE", "X-Nonce must be 1 to 64 characters"));
     }
     let unknown = || ApiError::unauthorized("INVALID_API_KEY", "the API key is unknown or disabled");
-    let key = state.store.find_api_key(api_key).await?.filter(|k| k.enabled).ok_or_else(unknown)?;
+    let key = state.lookups.api_key(state.store.as_ref(), api_key).await?.filter(|k| k.enabled).ok_or_else(unknown)?;
 
     let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |o| &o.0);
     let canonical_query = signing::canonical_query(uri.query().unwrap_or(""));
@@ -317,6 +317,6 @@ async fn signed(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Principa
     let facts =
         crate::replay::SignedFacts { api_key: &key.api_key, method: &parts.method, nonce, signature, timestamp: ts };
     state.defences.replay.check(facts, now).await?;
-    state.touch_api_key(&key.id, key.last_used_at, now);
+    state.touch_api_key(&key.api_key, &key.id, key.last_used_at, now);
     Ok(Principal::ApiKey { key_id: key.id, api_key: key.api_key, project_id: key.project_id })
 }

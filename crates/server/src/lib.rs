@@ -10,6 +10,8 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod limits;
+pub mod lookups;
+pub mod metrics;
 pub mod replay;
 pub mod routes;
 pub mod secrets;
@@ -32,14 +34,26 @@ pub fn open_store(config: &ServerConfig) -> anyhow::Result<Arc<dyn Store>> {
         let store =
             codegate_storage::postgres::PgStore::open_blocking(url).context("opening the PostgreSQL database")?;
         tracing::info!(database = %redact_url(url), "using PostgreSQL");
-        return Ok(Arc::new(store));
+        let store = Arc::new(store);
+        crate::metrics::watch_pool(&store, |s| crate::metrics::PoolUse {
+            pool: "postgres",
+            connections: s.pool().size(),
+            idle: u32::try_from(s.pool().num_idle()).unwrap_or(u32::MAX),
+            max: s.pool().options().get_max_connections(),
+        });
+        return Ok(store);
     }
     let path = config.sqlite_path()?;
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let store = SqliteStore::open(&path).with_context(|| format!("opening the database at {}", path.display()))?;
-    Ok(Arc::new(store))
+    let store = Arc::new(store);
+    crate::metrics::watch_pool(&store, |s| {
+        let (connections, idle, max) = s.read_pool_state();
+        crate::metrics::PoolUse { pool: "sqlite_read", connections, idle, max }
+    });
+    Ok(store)
 }
 
 /// A database URL without its password, for logs.
@@ -56,6 +70,7 @@ fn redact_url(url: &str) -> String {
 
 pub fn app(state: AppState) -> axum::Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
+    crate::metrics::handle(); // installs the recorder before the first request is counted
     routes::router(state.clone())
         .layer(axum::middleware::from_fn_with_state(state, limits::middleware))
         // A bug in a handler still gets an answer (500, problem+json), never a dropped connection.
@@ -68,8 +83,15 @@ pub fn app(state: AppState) -> axum::Router {
                 None,
             )
         }))
+        // Outside the panic catcher and the limits: every answer is counted, by route template.
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(TraceLayer::new_for_http())
+        // Each request's span carries its id and route template (never the raw path: it may hold a code).
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str());
+            tracing::info_span!("request", request_id = %id, method = %req.method(), route = %route)
+        }))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
 }
 
@@ -77,6 +99,7 @@ pub fn app(state: AppState) -> axum::Router {
 /// `on_listening` is told the bound address (useful with port 0).
 pub async fn serve(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    crate::metrics::Access::from_env()?;
     let store = open_store(&config)?;
     let master_key = secrets::MasterKey::load_or_create(config.master_key.as_deref(), &config.data_dir)?;
     if let Some(first) = bootstrap::ensure_first_admin(store.as_ref()).await? {
@@ -87,7 +110,7 @@ pub async fn serve(config: ServerConfig, on_listening: impl FnOnce(SocketAddr)) 
         None => limits::Settings::from_env()?,
     };
     let defences = limits::Defences::start(abuse, config.signature_window_secs).await?;
-    let state = AppState { store, master_key, config: Arc::new(config.clone()), defences: defences.clone() };
+    let state = AppState::new(store, master_key, Arc::new(config.clone()), defences.clone());
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;

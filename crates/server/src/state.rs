@@ -12,6 +12,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Rate limits, replay protection, idempotency (DESIGN §5).
     pub defences: Arc<crate::limits::Defences>,
+    /// Cached API keys and projects for the signed hot path.
+    pub lookups: Arc<crate::lookups::Lookups>,
 }
 
 /// Unix seconds, UTC.
@@ -28,8 +30,18 @@ fn stale(last_used_at: Option<i64>, now: i64) -> bool {
 }
 
 impl AppState {
-    pub fn touch_api_key(&self, id: &str, last_used_at: Option<i64>, now: i64) {
+    pub fn new(
+        store: Arc<dyn Store>,
+        master_key: MasterKey,
+        config: Arc<ServerConfig>,
+        defences: Arc<crate::limits::Defences>,
+    ) -> AppState {
+        AppState { store, master_key, config, defences, lookups: Arc::default() }
+    }
+
+    pub fn touch_api_key(&self, api_key: &str, id: &str, last_used_at: Option<i64>, now: i64) {
         if stale(last_used_at, now) {
+            self.lookups.note_key_used(api_key, now);
             let (store, id) = (self.store.clone(), id.to_owned());
             tokio::spawn(async move {
                 if let Err(e) = store.touch_api_key(&id, now).await {

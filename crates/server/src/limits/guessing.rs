@@ -44,7 +44,7 @@ impl RedemptionGuard {
         let project = caller.principal.project_restriction().map(str::to_owned).or(self.ctx.project_id.clone());
         let category = Category::FailedRedemptions;
         let policy = if d.settings.enabled {
-            let policy = d.policy_for(state.store.as_ref(), category, project.as_deref()).await;
+            let policy = d.policy_for(state, category, project.as_deref()).await;
             let report = d.check(category, policy, &guesser, 0).await;
             self.ctx.record(report);
             if let Some(refused) = refusal(&report, "TOO_MANY_FAILED_ATTEMPTS") {

@@ -35,14 +35,11 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
-use codegate_domain::model::RateLimitOverrides;
-use codegate_storage::Store;
 use gcra::{LocalBuckets, Rate, Report};
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Everything that defends the service, shared by all requests.
 pub struct Defences {
@@ -51,7 +48,6 @@ pub struct Defences {
     redis: Option<Arc<RedisLink>>,
     pub replay: ReplayGuard,
     pub idempotency: Arc<IdempotencyCache>,
-    overrides: OverrideCache,
 }
 
 impl Defences {
@@ -74,7 +70,6 @@ impl Defences {
             buckets: LocalBuckets::default(),
             replay: ReplayGuard::new(redis.clone(), signature_window_secs),
             idempotency: Arc::new(IdempotencyCache::new(redis.clone())),
-            overrides: OverrideCache::default(),
             redis,
             settings,
         });
@@ -94,7 +89,6 @@ impl Defences {
                 d.buckets.purge();
                 d.replay.purge();
                 d.idempotency.purge();
-                d.overrides.purge();
             }
         });
     }
@@ -121,10 +115,17 @@ impl Defences {
 
     /// The policy of `category` for a call about `project_id`: the project's
     /// override when it has one, else the server's.
-    async fn policy_for(&self, store: &dyn Store, category: Category, project_id: Option<&str>) -> Policy {
+    async fn policy_for(&self, state: &AppState, category: Category, project_id: Option<&str>) -> Policy {
         let default = self.settings.policy(category);
         let Some(pid) = project_id.filter(|p| codegate_domain::ids::is_valid_id(p)) else { return default };
-        let Some(overrides) = self.overrides.get(store, pid).await else { return default };
+        let overrides = match state.lookups.project(state.store.as_ref(), pid).await {
+            Ok(project) => project.and_then(|p| p.quotas.rate_limits),
+            Err(e) => {
+                tracing::debug!(error = %e, "could not read a project's rate limits; using the defaults");
+                None
+            }
+        };
+        let Some(overrides) = overrides else { return default };
         let rule = match category {
             Category::Redemption => overrides.redemption,
             Category::Reads => overrides.reads,
@@ -134,50 +135,6 @@ impl Defences {
             Category::Login | Category::Unauthenticated => None,
         };
         rule.map_or(default, |r| Policy { limit: r.limit.get(), window_secs: r.window_secs.get() })
-    }
-}
-
-/// Projects' rate-limit overrides, re-read at most every few seconds.
-#[derive(Default)]
-struct OverrideCache {
-    entries: Mutex<HashMap<String, (Instant, Option<RateLimitOverrides>)>>,
-}
-
-const OVERRIDE_TTL: Duration = Duration::from_secs(3);
-const OVERRIDE_CAPACITY: usize = 10_000;
-
-impl OverrideCache {
-    async fn get(&self, store: &dyn Store, pid: &str) -> Option<RateLimitOverrides> {
-        if let Some((at, value)) = self.lock().get(pid) {
-            if at.elapsed() < OVERRIDE_TTL {
-                return value.clone();
-            }
-        }
-        let value = match store.get_project(pid).await {
-            Ok(project) => project.and_then(|p| p.quotas.rate_limits),
-            Err(e) => {
-                tracing::debug!(error = %e, "could not read a project's rate limits; using the defaults");
-                return None;
-            }
-        };
-        let mut entries = self.lock();
-        if entries.len() >= OVERRIDE_CAPACITY {
-            entries.clear();
-        }
-        entries.insert(pid.to_owned(), (Instant::now(), value.clone()));
-        value
-    }
-
-    fn purge(&self) {
-        self.lock().retain(|_, (at, _)| at.elapsed() < OVERRIDE_TTL);
-    }
-
-    fn forget(&self, pid: &str) {
-        self.lock().remove(pid);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<RateLimitOverrides>)>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -275,13 +232,13 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     if let Some(slot) = &slot {
         req.extensions_mut().insert(slot.clone());
     }
-    // A changed project may carry new rate limits: this replica sees them at once.
+    // A changed project (new rules, limits, state) is seen by this replica at once.
     let changed_project = (req.method() == Method::PATCH || req.method() == Method::DELETE)
         .then(|| project_itself(req.uri().path()).map(str::to_owned))
         .flatten();
     let mut response = next.run(req).await;
     if let (Some(pid), true) = (changed_project, response.status().is_success()) {
-        d.overrides.forget(&pid);
+        state.lookups.forget_project(&pid);
     }
     if timed_out.is_set() {
         response = problem(StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", "the request body arrived too slowly", None);
@@ -325,7 +282,7 @@ pub async fn admit(
             let path = full_path(parts);
             let category = categorise(&parts.method, path);
             let project = principal.project_restriction().or_else(|| project_in_path(path));
-            let policy = d.policy_for(state.store.as_ref(), category, project).await;
+            let policy = d.policy_for(state, category, project).await;
             let report = d.check(category, policy, &identity(&principal), 1).await;
             note(&report);
             match refusal(&report, "RATE_LIMITED") {

@@ -91,6 +91,7 @@ pub async fn remove(
     if !state.store.delete_api_key(&project.id, &key_id).await? {
         return Err(ApiError::NotFound { what: "API key" });
     }
+    state.lookups.forget_keys();
     audit(
         &state,
         &caller.principal,
@@ -128,6 +129,7 @@ pub async fn update(
         .set_api_key_enabled(&project.id, &key_id, b.enabled)
         .await?
         .ok_or(ApiError::NotFound { what: "API key" })?;
+    state.lookups.forget_keys();
     audit(
         &state,
         &caller.principal,
@@ -185,6 +187,7 @@ pub async fn rotate(
         .rotate_api_key(&project.id, &key_id, sealed, now() + grace)
         .await?
         .ok_or(ApiError::NotFound { what: "API key" })?;
+    state.lookups.forget_keys();
     audit(
         &state,
         &caller.principal,

@@ -159,6 +159,7 @@ pub async fn update(
     };
     let now = now();
     let project = state.store.update_project(&pid, patch, now).await?.ok_or(ApiError::NotFound { what: "project" })?;
+    state.lookups.forget_project(&project.id);
     audit(
         &state,
         &caller.principal,
@@ -184,6 +185,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let project = project_for(&state, &caller.principal, &pid, Scope::Write).await?;
     state.store.delete_project(&project.id).await?;
+    state.lookups.forget_project(&project.id);
     audit(
         &state,
         &caller.principal,

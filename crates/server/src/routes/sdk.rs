@@ -35,7 +35,8 @@ pub(crate) async fn project_for(
 ) -> Result<Project, ApiError> {
     principal.require(scope, Some(pid))?;
     check_id(pid, "project")?;
-    let project = state.store.get_project(pid).await?.ok_or(ApiError::NotFound { what: "project" })?;
+    let project =
+        state.lookups.project(state.store.as_ref(), pid).await?.ok_or(ApiError::NotFound { what: "project" })?;
     if principal.is_api_key() && scope == Scope::Read {
         if !project.enabled {
             return Err(ApiError::unauthorized("PROJECT_DISABLED", "the project is disabled"));
@@ -257,6 +258,7 @@ async fn redeem(state: &AppState, pid: &str, caller: Caller, kind: Redemption) -
         Redemption::Verify => state.store.redeem(request).await?,
         Redemption::Reactivate => state.store.reactivate(request).await?,
     };
+    crate::metrics::redemption(kind == Redemption::Verify, &outcome);
     let (success, code, failure) = match outcome {
         RedeemOutcome::Success(c) => (true, Some(c), None),
         RedeemOutcome::Failure(f, c) => (false, c, Some(f)),

@@ -459,11 +459,11 @@ impl CodeStore for SqliteStore {
     }
 
     async fn redeem(&self, request: RedeemRequest) -> StoreResult<RedeemOutcome> {
-        self.write(move |c| redeem_in(c, &request)).await
+        self.write_lean(move |c| redeem_in(c, &request)).await
     }
 
     async fn reactivate(&self, request: RedeemRequest) -> StoreResult<RedeemOutcome> {
-        self.write(move |c| reactivate_in(c, &request)).await
+        self.write_lean(move |c| reactivate_in(c, &request)).await
     }
 }
 

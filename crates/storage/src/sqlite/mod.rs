@@ -64,7 +64,7 @@ fn configure(conn: &Connection, cache_kib: u32) -> rusqlite::Result<()> {
 }
 
 /// Page cache of the writer and of each reader, in KiB.
-const WRITER_CACHE_KIB: u32 = 32 * 1024;
+const WRITER_CACHE_KIB: u32 = 8 * 1024;
 const READER_CACHE_KIB: u32 = 4 * 1024;
 
 impl SqliteStore {
@@ -97,6 +97,12 @@ impl SqliteStore {
         &self.path
     }
 
+    /// The read pool's use, for metrics: (open connections, idle ones, most it opens).
+    pub fn read_pool_state(&self) -> (u32, u32, u32) {
+        let state = self.reads.state();
+        (state.connections, state.idle_connections, self.reads.max_size())
+    }
+
     /// Runs a read on a blocking thread with a pooled connection.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
@@ -127,6 +133,15 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         self.writer.run(f).await
+    }
+
+    /// A hot write without a savepoint (see [`writer`]): redemptions.
+    async fn write_lean<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.writer.run_lean(f).await
     }
 }
 

@@ -5,6 +5,12 @@
 //! next transaction, each inside its own savepoint (one failing job does not
 //! undo the others), and all of them are answered only after that transaction
 //! has committed durably. Concurrent redemptions therefore share one fsync.
+//!
+//! Redemptions skip the savepoint (a "lean" job): it costs two statements and a
+//! sub-journal copy of every page the job touches, and a redemption only fails
+//! on a database error. When a lean job fails, the whole transaction is rolled
+//! back and every job in it is answered with that failure: nobody is told of a
+//! success that was not committed.
 
 use crate::error::{StoreError, StoreResult};
 use rusqlite::Connection;
@@ -23,6 +29,17 @@ type Work = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 enum Job {
     Grouped(Work),
     Solo(Work),
+}
+
+/// How a grouped job guards itself.
+#[derive(Clone, Copy, PartialEq)]
+enum Guard {
+    /// In a savepoint: its failure undoes only itself.
+    Savepoint,
+    /// Bare: its failure rolls the whole group back.
+    Lean,
+    /// Alone in its transaction: its failure rolls that back.
+    Solo,
 }
 
 /// How many jobs one transaction takes at most.
@@ -49,7 +66,17 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(f, false).await
+        self.submit(f, Guard::Savepoint).await
+    }
+
+    /// Like [`Writer::run`] without a savepoint, for hot jobs that fail only
+    /// on database errors; a failure rolls back (and fails) the whole group.
+    pub(crate) async fn run_lean<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        self.submit(f, Guard::Lean).await
     }
 
     /// Runs `f` in a transaction of its own (for bulk writes); all or nothing.
@@ -58,24 +85,25 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        self.submit(f, true).await
+        self.submit(f, Guard::Solo).await
     }
 
-    async fn submit<T, F>(&self, f: F, alone: bool) -> StoreResult<T>
+    async fn submit<T, F>(&self, f: F, guard: Guard) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel::<StoreResult<T>>();
         let work: Work = Box::new(move |conn: &Connection| {
-            let result = if alone { run_caught(conn, f) } else { in_savepoint(conn, f) };
-            let ok = result.is_ok();
+            let result = if guard == Guard::Savepoint { in_savepoint(conn, f) } else { run_caught(conn, f) };
+            // A failed savepoint job has undone itself; a failed bare job poisons the transaction.
+            let ok = result.is_ok() || guard == Guard::Savepoint;
             let completion: Completion = Box::new(move |committed: StoreResult<()>| {
                 let _ = answer.send(committed.and(result));
             });
             (ok, completion)
         });
-        let job = if alone { Job::Solo(work) } else { Job::Grouped(work) };
+        let job = if guard == Guard::Solo { Job::Solo(work) } else { Job::Grouped(work) };
         self.jobs.send(job).await.map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?;
         answered.await.map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?
     }
@@ -87,10 +115,12 @@ fn run_caught<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-    conn.execute_batch("SAVEPOINT job")?;
+    conn.prepare_cached("SAVEPOINT job")?.execute([])?;
     let result = run_caught(conn, f);
-    let end = if result.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-    conn.execute_batch(end)?;
+    if result.is_err() {
+        conn.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    }
+    conn.prepare_cached("RELEASE job")?.execute([])?;
     result
 }
 
@@ -110,38 +140,34 @@ fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             }
         }
         if !group.is_empty() {
-            run_group(&conn, &mut group, true);
+            run_group(&conn, &mut group);
         }
         if let Some(work) = solo.take() {
-            run_group(&conn, &mut vec![work], false);
+            run_group(&conn, &mut vec![work]);
         }
     }
     tracing::debug!("database writer stopped: every handle is gone");
 }
 
 /// One transaction for the jobs; each is answered after the commit (or its failure).
-/// `grouped` jobs guard themselves with a savepoint; a solo job's error rolls it all back.
-fn run_group(conn: &Connection, group: &mut Vec<Work>, grouped: bool) {
+/// Savepoint jobs undo their own failure; any other failure rolls it all back.
+fn run_group(conn: &Connection, group: &mut Vec<Work>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "could not begin a write transaction");
         // Dropping the jobs drops their answer channels: callers see the writer as unavailable.
         group.clear();
         return;
     }
-    let mut all_ok = true;
-    let completions: Vec<Completion> = group
-        .drain(..)
-        .map(|job| {
-            let (ok, completion) = job(conn);
-            all_ok &= ok;
-            completion
-        })
-        .collect();
-    if !grouped && !all_ok {
-        // A bulk job that failed leaves nothing behind; it is answered with its own error.
-        let rolled_back = conn.execute_batch("ROLLBACK").map_err(StoreError::from);
-        for done in completions {
-            done(rolled_back.as_ref().map(|_| ()).map_err(clone_error));
+    let completions: Vec<(bool, Completion)> = group.drain(..).map(|job| job(conn)).collect();
+    if completions.iter().any(|(ok, _)| !ok) {
+        // A failed bulk or lean job leaves nothing behind, nor does anything that shared its
+        // transaction: the failed job answers with its own error, the others with this one.
+        let rolled_back = match conn.execute_batch("ROLLBACK") {
+            Ok(()) => StoreError::Unavailable("another write in the same transaction failed; retry".into()),
+            Err(e) => StoreError::from(e),
+        };
+        for (ok, done) in completions {
+            done(if ok { Err(clone_error(&rolled_back)) } else { Ok(()) });
         }
         return;
     }
@@ -153,7 +179,8 @@ fn run_group(conn: &Connection, group: &mut Vec<Work>, grouped: bool) {
             Err(StoreError::from(e))
         }
     };
-    for done in completions {
+    metrics::histogram!("codegate_sqlite_group_commit_jobs").record(completions.len() as f64);
+    for (_, done) in completions {
         done(committed.as_ref().map(|_| ()).map_err(clone_error));
     }
 }
@@ -163,5 +190,110 @@ fn clone_error(e: &StoreError) -> StoreError {
         StoreError::Conflict(c) => StoreError::Conflict(c),
         StoreError::Unavailable(s) => StoreError::Unavailable(s.clone()),
         StoreError::Internal(s) => StoreError::Internal(s.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn start() -> (Writer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY)").unwrap();
+        (Writer::start(conn), dir)
+    }
+
+    fn insert(c: &Connection, v: i64) -> StoreResult<()> {
+        c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+        Ok(())
+    }
+
+    async fn rows(w: &Writer) -> Vec<i64> {
+        w.run(|c| {
+            let mut s = c.prepare("SELECT v FROM t ORDER BY v")?;
+            let v = s.query_map([], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+            Ok(v)
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn answers<T: Send + 'static>(jobs: Vec<tokio::task::JoinHandle<StoreResult<T>>>) -> Vec<StoreResult<T>> {
+        let mut answers = Vec::new();
+        for job in jobs {
+            answers.push(job.await.unwrap());
+        }
+        answers
+    }
+
+    fn spawn_job(
+        w: &Writer,
+        lean: bool,
+        f: impl FnOnce(&Connection) -> StoreResult<()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<StoreResult<()>> {
+        let w = w.clone();
+        tokio::spawn(async move {
+            if lean {
+                w.run_lean(f).await
+            } else {
+                w.run(f).await
+            }
+        })
+    }
+
+    /// Keeps the writer busy, so the jobs submitted meanwhile share the next transaction.
+    async fn hold(w: &Writer) -> tokio::task::JoinHandle<StoreResult<()>> {
+        let busy = spawn_job(w, false, |_| {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(())
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        busy
+    }
+
+    #[tokio::test]
+    async fn a_failed_savepoint_job_undoes_only_itself() {
+        let (w, _dir) = start();
+        let busy = hold(&w).await;
+        let jobs = vec![
+            spawn_job(&w, true, |c| insert(c, 1)),
+            spawn_job(&w, false, |c| {
+                insert(c, 2)?;
+                Err(StoreError::Conflict("test"))
+            }),
+            spawn_job(&w, true, |c| insert(c, 3)),
+        ];
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        busy.await.unwrap().unwrap();
+        let answers = answers(jobs).await;
+        assert!(answers[0].is_ok() && answers[2].is_ok());
+        assert!(matches!(answers[1], Err(StoreError::Conflict("test"))));
+        assert_eq!(rows(&w).await, vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_lean_job_fails_its_whole_group_and_leaves_nothing() {
+        let (w, _dir) = start();
+        let busy = hold(&w).await;
+        let jobs = vec![
+            spawn_job(&w, true, |c| insert(c, 1)),
+            spawn_job(&w, true, |c| {
+                insert(c, 2)?;
+                Err(StoreError::Internal("half done".into()))
+            }),
+            spawn_job(&w, false, |c| insert(c, 3)),
+        ];
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        busy.await.unwrap().unwrap();
+        let answers = answers(jobs).await;
+        assert!(matches!(&answers[1], Err(StoreError::Internal(m)) if m == "half done"), "its own error");
+        assert!(matches!(answers[0], Err(StoreError::Unavailable(_))), "no success that was not committed");
+        assert!(matches!(answers[2], Err(StoreError::Unavailable(_))));
+        assert_eq!(rows(&w).await, Vec::<i64>::new());
+        // The writer goes on.
+        spawn_job(&w, true, |c| insert(c, 4)).await.unwrap().unwrap();
+        assert_eq!(rows(&w).await, vec![4]);
     }
 }
