@@ -213,6 +213,15 @@ fn select_codes(
     limit: u32,
     now: i64,
 ) -> StoreResult<Vec<(i64, Code)>> {
+    if let PageAt::Number(page) = at {
+        let unfiltered = filter.state.is_none() && filter.search.is_none() && filter.batch_id.is_none();
+        if unfiltered {
+            let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
+            if let Some(rows) = page_by_position(c, &project.id, offset, limit)? {
+                return Ok(rows);
+            }
+        }
+    }
     let (where_clause, mut args) = filter_sql(project, filter, now);
     let (position, after, offset) = match at {
         PageAt::Number(page) => ("", Value::Null, i64::from(page.saturating_sub(1)) * i64::from(limit)),
@@ -231,6 +240,34 @@ fn select_codes(
     let rows =
         stmt.query_map(params, |r| Ok((r.get::<_, i64>(12)?, rows::code(r)?)))?.collect::<Result<Vec<_>, _>>()?;
     Ok(rows)
+}
+
+/// Page of the unfiltered list by an index seek on positions, when they are
+/// dense (no code of the project was ever deleted); `None` when they are not.
+fn page_by_position(
+    c: &Connection,
+    project_id: &str,
+    offset: i64,
+    limit: u32,
+) -> StoreResult<Option<Vec<(i64, Code)>>> {
+    let counters: Option<(i64, i64)> = c
+        .prepare_cached("SELECT total, next_position FROM project_counters WHERE project_id = ?1")?
+        .query_row([project_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((total, next_position)) = counters else { return Ok(None) };
+    if total != next_position - 1 {
+        return Ok(None);
+    }
+    let newest_wanted = next_position - 1 - offset;
+    let sql = format!(
+        "SELECT {CODE_COLUMNS} FROM codes INDEXED BY codes_position
+          WHERE project_id = ?1 AND position <= ?2 ORDER BY position DESC LIMIT ?3"
+    );
+    let rows = c
+        .prepare_cached(&sql)?
+        .query_map(params![project_id, newest_wanted, limit], |r| Ok((r.get::<_, i64>(12)?, rows::code(r)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(rows))
 }
 
 fn list_in(
@@ -298,9 +335,14 @@ fn insert_in(
     codes: &[NewCode],
     now: i64,
 ) -> StoreResult<InsertReport> {
+    let mut next_position: i64 = c
+        .prepare_cached("SELECT next_position FROM project_counters WHERE project_id = ?1")?
+        .query_row([project_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(1);
     let mut stmt = c.prepare_cached(
-        "INSERT INTO codes (id, project_id, code, code_norm, disabled, expires_at, max_uses, use_count, verified_at, verified_by, batch_id, metadata, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+        "INSERT INTO codes (id, project_id, code, code_norm, disabled, expires_at, max_uses, use_count, verified_at, verified_by, batch_id, metadata, created_at, position)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
          ON CONFLICT DO NOTHING",
     )?;
     let mut report = InsertReport::default();
@@ -318,14 +360,18 @@ fn insert_in(
             n.verified_by,
             batch_id,
             json_text(&n.metadata),
-            now
+            now,
+            next_position
         ])?;
         if changed == 0 {
             report.duplicates.push(i);
         } else {
             report.inserted += 1;
+            next_position += 1;
         }
     }
+    c.prepare_cached("UPDATE project_counters SET next_position = ?2 WHERE project_id = ?1")?
+        .execute(params![project_id, next_position])?;
     Ok(report)
 }
 

@@ -6,6 +6,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, "management", include_str!("../../migrations/sqlite/0002_management.sql")),
+    (3, "code_positions", include_str!("../../migrations/sqlite/0003_code_positions.sql")),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
