@@ -1,8 +1,11 @@
-//! Identifiers: 32 lower-case hex characters (a UUIDv4 without hyphens).
+//! Identifiers: 32 lower-case hex characters (a UUIDv7 without hyphens).
 
-/// A fresh random identifier.
+/// A fresh identifier: time-ordered (UUIDv7: 48 bits of milliseconds, then 74
+/// random bits), so that rows written together land side by side in an id
+/// index instead of on random pages — a million generated codes append to it.
+/// Ids name things; they are not secrets.
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 /// Whether `s` has the shape of an identifier. Cheap enough to run before any lookup.

@@ -120,14 +120,23 @@ async fn positions_of_codes_stored_before_the_upgrade_are_filled_in() {
             "DROP INDEX codes_position;
              ALTER TABLE codes DROP COLUMN position;
              ALTER TABLE project_counters DROP COLUMN next_position;
+             CREATE TRIGGER codes_counted_insert AFTER INSERT ON codes BEGIN
+                 UPDATE project_counters
+                    SET total = total + 1,
+                        disabled = disabled + NEW.disabled,
+                        used = used + (NEW.disabled = 0 AND NEW.use_count >= NEW.max_uses)
+                  WHERE project_id = NEW.project_id;
+             END;
              DELETE FROM schema_migrations WHERE version >= 3;",
         )
         .unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.code_counts(&a, NOW).await.unwrap().total, 33, "counters survive the upgrade");
     assert_pages_match(&store, &a).await;
     assert_pages_match(&store, &b).await;
     store.insert_codes(&a.id, None, codes("A", 33..40), NOW).await.unwrap();
     assert_eq!(by_cursor(&store, &a).await.len(), 40);
+    assert_eq!(store.code_counts(&a, NOW).await.unwrap().total, 40, "counted without the insert trigger");
     assert_pages_match(&store, &a).await;
 }

@@ -268,7 +268,7 @@ fn parse_bool(field: &str, s: &str) -> Result<Option<bool>, String> {
 }
 
 /// Parses CSV with a header row naming at least `code`.
-fn parse_csv(body: &[u8]) -> Result<Vec<ParsedRow>, ApiError> {
+fn parse_csv(body: &[u8]) -> Result<impl Iterator<Item = Result<ParsedRow, ApiError>> + '_, ApiError> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(body);
     let headers = reader.headers().map_err(|e| ApiError::validation(format!("invalid CSV header: {e}")))?.clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
@@ -282,8 +282,7 @@ fn parse_csv(body: &[u8]) -> Result<Vec<ParsedRow>, ApiError> {
         col("verified_at"),
         col("verified_by"),
     ];
-    let mut rows = Vec::new();
-    for record in reader.records() {
+    Ok(reader.into_records().map(move |record| {
         let record = record.map_err(|e| ApiError::validation(format!("invalid CSV: {e}")))?;
         let line = record.position().map_or(0, |p| p.line());
         let get = |c: Option<usize>| c.and_then(|i| record.get(i)).unwrap_or("");
@@ -305,25 +304,28 @@ fn parse_csv(body: &[u8]) -> Result<Vec<ParsedRow>, ApiError> {
                 verified_by: Some(get(cols[6]).to_owned()).filter(|s| !s.is_empty()),
             })
         })();
-        rows.push((line, parsed.map_err(|reason| (code, reason))));
-    }
-    Ok(rows)
+        Ok((line, parsed.map_err(|reason| (code, reason))))
+    }))
 }
 
 /// Parses JSON Lines: one object per line; blank lines are skipped.
-fn parse_jsonl(body: &[u8]) -> Vec<ParsedRow> {
-    body.split(|b| *b == b'\n')
-        .enumerate()
-        .filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace))
-        .map(|(i, line)| {
-            let parsed = serde_json::from_slice::<ImportRow>(line).map_err(|e| {
-                let code =
-                    serde_json::from_slice::<Value>(line).ok().and_then(|v| v["code"].as_str().map(str::to_owned));
-                (code, format!("invalid JSON line: {e}"))
-            });
-            (i as u64 + 1, parsed)
-        })
-        .collect()
+fn parse_jsonl(body: &[u8]) -> impl Iterator<Item = ParsedRow> + '_ {
+    body.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace)).map(|(i, line)| {
+        let parsed = serde_json::from_slice::<ImportRow>(line).map_err(|e| {
+            let code = serde_json::from_slice::<Value>(line).ok().and_then(|v| v["code"].as_str().map(str::to_owned));
+            (code, format!("invalid JSON line: {e}"))
+        });
+        (i as u64 + 1, parsed)
+    })
+}
+
+/// The rows of an import body, parsed as they are read: a million-row file is
+/// walked twice (count, then insert in chunks) rather than held parsed in memory.
+fn import_rows(
+    body: &[u8],
+    jsonl: bool,
+) -> Result<Box<dyn Iterator<Item = Result<ParsedRow, ApiError>> + Send + '_>, ApiError> {
+    Ok(if jsonl { Box::new(parse_jsonl(body).map(Ok)) } else { Box::new(parse_csv(body)?) })
 }
 
 fn to_new_code(project: &Project, row: ImportRow) -> Result<NewCode, String> {
@@ -368,8 +370,13 @@ pub async fn import(
         content_type.contains("ndjson") || content_type.contains("jsonl") || content_type.contains("json-lines");
     let limit = state.config.max_import_bytes;
     let body = crate::extract::read_body(request.into_body(), limit).await?;
-    let rows = if jsonl { parse_jsonl(&body) } else { parse_csv(&body)? };
-    check_code_quota(&state, &project, rows.iter().filter(|r| r.1.is_ok()).count() as u64).await?;
+    // First pass: the file is well-formed and the quota has room, before anything is written.
+    let (mut requested, mut parsed) = (0i64, 0u64);
+    for row in import_rows(&body, jsonl)? {
+        requested += 1;
+        parsed += u64::from(row?.1.is_ok());
+    }
+    check_code_quota(&state, &project, parsed).await?;
 
     let now = now();
     let batch = Batch {
@@ -378,7 +385,7 @@ pub async fn import(
         name: None,
         source: "import",
         pattern: None,
-        requested: rows.len() as i64,
+        requested,
         metadata: None,
         created_at: now,
     };
@@ -386,7 +393,8 @@ pub async fn import(
     let mut rejected = Vec::new();
     let mut pending: Vec<(u64, NewCode)> = Vec::new();
     let mut imported = 0;
-    for (line, row) in rows {
+    for row in import_rows(&body, jsonl)? {
+        let (line, row) = row?;
         match row.and_then(|r| to_new_code(&project, r).map_err(|e| (None, e))) {
             Ok(code) => pending.push((line, code)),
             Err((code, reason)) => rejected.push(Rejection { line, code, reason }),

@@ -13,3 +13,8 @@ UPDATE project_counters
    SET next_position = 1 + (SELECT COUNT(*) FROM codes WHERE codes.project_id = project_counters.project_id);
 
 CREATE INDEX codes_position ON codes(project_id, position);
+
+-- Counters of inserted codes are added by the store, once per batch, in the
+-- same transaction as the rows. A per-row trigger also made SQLite keep a
+-- statement journal for every single INSERT, which bulk loads paid for.
+DROP TRIGGER codes_counted_insert;

@@ -346,6 +346,7 @@ fn insert_in(
          ON CONFLICT DO NOTHING",
     )?;
     let mut report = InsertReport::default();
+    let (mut disabled, mut used) = (0i64, 0i64);
     for (i, n) in codes.iter().enumerate() {
         let changed = stmt.execute(params![
             n.id,
@@ -368,10 +369,17 @@ fn insert_in(
         } else {
             report.inserted += 1;
             next_position += 1;
+            disabled += i64::from(n.disabled);
+            used += i64::from(!n.disabled && n.use_count >= n.max_uses);
         }
     }
-    c.prepare_cached("UPDATE project_counters SET next_position = ?2 WHERE project_id = ?1")?
-        .execute(params![project_id, next_position])?;
+    // What the update and delete triggers keep current from here on.
+    c.prepare_cached(
+        "UPDATE project_counters
+            SET total = total + ?2, disabled = disabled + ?3, used = used + ?4, next_position = ?5
+          WHERE project_id = ?1",
+    )?
+    .execute(params![project_id, report.inserted as i64, disabled, used, next_position])?;
     Ok(report)
 }
 

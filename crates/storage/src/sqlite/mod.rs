@@ -51,6 +51,18 @@ fn start_checkpointer(path: &Path, stop: std::sync::Arc<std::sync::atomic::Atomi
     Ok(())
 }
 
+/// SQLite counts every allocation under one process-wide mutex unless told
+/// not to; every thread that touches a database contends on it. Only possible
+/// before SQLite is first used in the process (later it is a no-op refusal).
+fn without_memory_statistics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int argument; sqlite3_config
+        // only reads it, and refuses (SQLITE_MISUSE) once SQLite is initialised.
+        let _ = unsafe { rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0 as std::ffi::c_int) };
+    });
+}
+
 /// Settings every connection gets. `synchronous = FULL` makes each commit
 /// durable before anyone is told it succeeded.
 fn configure(conn: &Connection, cache_kib: u32) -> rusqlite::Result<()> {
@@ -70,6 +82,7 @@ const READER_CACHE_KIB: u32 = 4 * 1024;
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
+        without_memory_statistics();
         let path = path.as_ref().to_path_buf();
         let mut conn = Connection::open(&path)?;
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
