@@ -21,6 +21,11 @@ fi
 
 ok=1
 pg_up || { echo "services: PostgreSQL at 127.0.0.1:5432 is not reachable" >&2; ok=0; }
+# The PostgreSQL pass checks its databases' indexes with amcheck (contrib).
+if pg_up && [ "$(psql -h 127.0.0.1 -p 5432 -U postgres -d postgres -Atc \
+      "SELECT count(*) FROM pg_available_extensions WHERE name = 'amcheck'" 2>/dev/null)" != 1 ]; then
+  echo "services: PostgreSQL lacks the amcheck extension (install postgresql-contrib)" >&2; ok=0
+fi
 redis_up || { echo "services: Redis at 127.0.0.1:6379 is not reachable" >&2; ok=0; }
 [ "$ok" = 1 ] || exit 1
 echo "services: PostgreSQL and Redis are up"

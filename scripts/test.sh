@@ -27,15 +27,11 @@ bash tests/schemathesis/run.sh
 echo "== the console in headless Chromium"
 bash tests/e2e/run.sh
 
-# The same HTTP tests and compat suite on PostgreSQL: every test server gets a
-# fresh database of its own there. (The storage-level and multi-replica
-# PostgreSQL tests, crates/*/tests/postgres_*.rs, ran above with the others.)
-# Left out here: tests that read the SQLite file itself (backup, first_run,
-# reliability_shutdown, cli_remote's backup) and abuse_limits, which starts its
-# own servers on SQLite. The million-code generation is skipped there: on an
-# untuned PostgreSQL it takes minutes (see docs/deploy.md, "Bulk loads").
-echo "== again on PostgreSQL: HTTP integration tests and the compat suite"
+# The whole behaviour suite again on PostgreSQL: every integration test of
+# crates/cli/tests (the harness gives each test server a fresh database of its
+# own there, dropped afterwards; tests that read the database directly query
+# that database) and the codegate-sdk 0.1.1 compat suite.
+echo "== again on PostgreSQL: every HTTP integration test and the compat suite"
 export CODEGATE_TEST_DATABASE_URL="${CODEGATE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-cargo test --locked -p codegate --test sdk_api --test concurrency --test management --test reliability_hostile --test postgres_secrets \
-  -- --skip tokens_are_shown_once_revocable_and_rotatable --skip a_million_codes_in_one_request_are_all_unique
+cargo test --locked -p codegate --tests
 bash tests/compat/run.sh -q

@@ -77,7 +77,7 @@ async fn oversized_heads_and_bodies_are_refused() {
 
 #[tokio::test]
 async fn no_secret_is_stored_in_clear_or_logged() {
-    let temp = tempfile::tempdir().unwrap();
+    let temp = abuse_support::DataDir::new();
     let admin = init(temp.path());
     let (user, password, token) =
         (admin["username"].as_str().unwrap(), admin["password"].as_str().unwrap(), admin["token"].as_str().unwrap());
@@ -118,18 +118,9 @@ async fn no_secret_is_stored_in_clear_or_logged() {
         ("password", password),
         ("session cookie", session.as_str()),
     ];
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(temp.path()).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            stored.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-        }
-    }
-    assert!(
-        stored.iter().any(|(p, _)| p.ends_with(".db")),
-        "the SQLite file is there: {stored:?}",
-        stored = stored.iter().map(|s| &s.0).collect::<Vec<_>>()
-    );
+    // The files of the data directory (the SQLite file and its WAL), or those
+    // and a dump of the PostgreSQL database.
+    let stored = common::stored_bytes(temp.path());
     let log = s.log_text();
     assert!(log.contains("DEBUG") || log.contains("debug"), "the server logged at debug level");
     for (what, secret) in secrets {

@@ -98,7 +98,7 @@ async fn bulk_and_management_writes_have_their_own_quotas() {
 
 #[tokio::test]
 async fn logins_are_throttled_per_ip_and_username_with_identical_answers() {
-    let temp = tempfile::tempdir().unwrap();
+    let temp = abuse_support::DataDir::new();
     let admin = init(temp.path());
     let (user, password) = (admin["username"].as_str().unwrap(), admin["password"].as_str().unwrap());
     let s = spawn(temp.path(), admin["token"].as_str().unwrap(), &[("CODEGATE_RATE_LIMIT_LOGIN", "2/3")]);

@@ -25,7 +25,13 @@ async fn serve_on_an_empty_directory_creates_the_first_admin() {
     let _ = child.kill();
     let _ = child.wait();
     // init refuses once users exist.
-    let out = std::process::Command::new(BIN).args(["init", "--json", "--data-dir"]).arg(dir.path()).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["init", "--json", "--data-dir"])
+        .arg(dir.path())
+        .envs(common::noted_database_url(dir.path()).map(|url| ("CODEGATE_DATABASE_URL", url)))
+        .output()
+        .unwrap();
+    common::drop_test_database(dir.path());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already"));
 }
@@ -38,13 +44,11 @@ async fn secrets_are_not_stored_in_clear() {
     let (_, list) = s.admin(Method::GET, &format!("/api/v1/projects/{pid}/api-keys"), None).await;
     assert_eq!(list["items"][0]["api_key"], key.api_key.as_str());
     assert!(list["items"][0].get("secret").is_none(), "listing never shows secrets");
-    let db = std::fs::read(s.data_dir.path().join("codegate.db")).unwrap();
-    let wal = std::fs::read(s.data_dir.path().join("codegate.db-wal")).unwrap_or_default();
-    for bytes in [&db, &wal] {
-        let text = String::from_utf8_lossy(bytes);
-        assert!(!text.contains(&key.secret), "API secret in clear");
-        assert!(!text.contains(&s.token), "token in clear");
-    }
+    // The SQLite file and its WAL, or a dump of the PostgreSQL database.
+    let stored = common::stored_bytes(s.data_dir.path());
+    assert!(common::stored_anywhere(&stored, &key.api_key).is_some(), "the key itself is stored (public id)");
+    assert_eq!(common::stored_anywhere(&stored, &key.secret), None, "API secret in clear");
+    assert_eq!(common::stored_anywhere(&stored, &s.token), None, "token in clear");
 }
 
 #[tokio::test]

@@ -60,7 +60,7 @@ fn routes(
             "admin",
             Method::POST,
             "/api/v1/users".into(),
-            Some(json!({"username": format!("u{}", &codegate_domain::ids::new_id()[..8]), "role": "viewer"})),
+            Some(json!({"username": format!("u{}", &codegate_domain::ids::new_id()[24..]), "role": "viewer"})),
         ),
         ("admin", Method::PATCH, format!("/api/v1/users/{user_id}"), Some(json!({"disabled": false}))),
         ("admin", Method::GET, "/api/v1/audit-log".into(), None),
@@ -228,8 +228,10 @@ async fn tokens_are_shown_once_revocable_and_rotatable() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = s.bearer(&rotated, Method::GET, &format!("/api/v1/projects/{pid}"), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let db = std::fs::read(s.data_dir.path().join("codegate.db")).unwrap();
-    assert!(!String::from_utf8_lossy(&db).contains(&rotated));
+    // Neither the SQLite file nor a dump of the PostgreSQL database holds the token.
+    let stored = common::stored_bytes(s.data_dir.path());
+    assert_eq!(common::stored_anywhere(&stored, &rotated), None, "the token is stored in clear");
+    assert!(common::stored_anywhere(&stored, &pid).is_some(), "what was searched holds the data");
 }
 
 #[tokio::test]

@@ -484,6 +484,22 @@ fn downgrade_to(conn: &rusqlite::Connection, target: &[String]) {
             }
         }
     }
+    // What a later migration dropped (a trigger, an index) comes back as version 1 made it.
+    let v1 = rusqlite::Connection::open_in_memory().unwrap();
+    v1.execute_batch(include_str!("../../storage/migrations/sqlite/0001_init.sql")).unwrap();
+    let mut stmt = v1
+        .prepare("SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL")
+        .unwrap();
+    let wanted: Vec<(String, String, String)> =
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect();
+    for (kind, name, sql) in wanted {
+        let present: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = ?1 AND name = ?2", [&kind, &name], |r| r.get(0))
+            .unwrap();
+        if present == 0 {
+            conn.execute_batch(&sql).unwrap();
+        }
+    }
     conn.execute("DELETE FROM schema_migrations WHERE version > 1", []).unwrap();
 }
 

@@ -67,6 +67,7 @@ async fn a_database_restart_under_load_gives_503s_then_recovers_without_false_su
     let codes = Arc::new(cluster.generate(&pid, 4000).await);
 
     let next = Arc::new(AtomicUsize::new(0));
+    let after = Arc::new(AtomicUsize::new(codes.len() / 2));
     let stop = Arc::new(AtomicBool::new(false));
     let restarted_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let recovered = Arc::new(AtomicBool::new(false));
@@ -78,13 +79,32 @@ async fn a_database_restart_under_load_gives_503s_then_recovers_without_false_su
     let workers: Vec<_> = (0..8)
         .map(|w| {
             let (cluster, key, pid, codes) = (cluster.clone(), key.clone(), pid.clone(), codes.clone());
-            let (next, stop, restarted_at, recovered) =
-                (next.clone(), stop.clone(), restarted_at.clone(), recovered.clone());
+            let (next, after, stop, restarted_at, recovered) =
+                (next.clone(), after.clone(), stop.clone(), restarted_at.clone(), recovered.clone());
             let (answered_success, statuses) = (answered_success.clone(), statuses.clone());
             tokio::spawn(async move {
+                // A code answered 503 is sent again (not a fresh one), so a slow
+                // restart cannot use up the codes before the database is back.
+                let mut retry: Option<&String> = None;
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(code) = codes.get(i) else { break };
+                    // The first half of the codes is for before and during the
+                    // restart, the second for after it: however long the restart
+                    // takes, codes are left to show that verifies succeed again.
+                    // Until the restart is done the load goes on, with codes of
+                    // the first half sent again (answered "already used").
+                    let code = match retry.take() {
+                        Some(code) => code,
+                        None if restarted_at.lock().unwrap().is_some() => {
+                            match codes.get(after.fetch_add(1, Ordering::Relaxed)) {
+                                Some(code) => code,
+                                None => break,
+                            }
+                        }
+                        None => {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            &codes[i % (codes.len() / 2)]
+                        }
+                    };
                     let sent = Instant::now();
                     let body = serde_json::json!({"code": code, "verified_by": format!("w{w}")}).to_string();
                     let path = format!("/api/v1/projects/{pid}/codes/verify");
@@ -109,6 +129,7 @@ async fn a_database_restart_under_load_gives_503s_then_recovers_without_false_su
                     }
                     if status == StatusCode::SERVICE_UNAVAILABLE {
                         assert!(retry_after, "a 503 carries Retry-After");
+                        retry = Some(code);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                     statuses.lock().unwrap().push(status);
@@ -122,8 +143,16 @@ async fn a_database_restart_under_load_gives_503s_then_recovers_without_false_su
         assert!(Instant::now() < deadline, "the load never got going");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let restarted = tokio::task::spawn_blocking(|| pg_ctl("restart")).await.unwrap();
-    assert!(restarted, "pg_ctlcluster restart failed");
+    // Stopped, and started again only once the load has met the outage (a
+    // plain restart can be quick enough for the pool to hide it completely).
+    let stopped = tokio::task::spawn_blocking(|| pg_ctl("stop")).await.unwrap();
+    assert!(stopped, "pg_ctlcluster stop failed");
+    while !statuses.lock().unwrap().contains(&StatusCode::SERVICE_UNAVAILABLE) {
+        assert!(Instant::now() < deadline, "no 503 while PostgreSQL was down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = tokio::task::spawn_blocking(|| pg_ctl("start")).await.unwrap();
+    assert!(started, "pg_ctlcluster start failed");
     *restarted_at.lock().unwrap() = Some(Instant::now());
     while !recovered.load(Ordering::Relaxed) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,7 +1,11 @@
 //! Crash safety: signed verify load from concurrent tasks, the server killed
 //! with SIGKILL at a random moment, restarted on the same data directory —
 //! several rounds. Every verify answered `success: true` must stay redeemed,
-//! no code may exceed its uses, and the counters and the file must be sound.
+//! no code may exceed its uses, and the counters and the database must be
+//! sound. Runs on SQLite, and on PostgreSQL when CODEGATE_TEST_DATABASE_URL
+//! is set (scripts/test.sh's PostgreSQL pass): there the database server
+//! survives and only CodeGate is killed, with the same invariants checked
+//! by queries against the test's own database.
 
 mod common;
 
@@ -119,58 +123,57 @@ fn kill_hard(child: &mut Child) {
     child.wait().unwrap();
 }
 
-/// Opens the database read-only, next to the live server, and checks it.
-fn check_database(db: &Path, successes: &HashMap<String, i64>) {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(integrity, "ok");
+/// Reads the database next to the live server (the SQLite file, or the
+/// test's PostgreSQL database) and checks it.
+fn check_database(dir: &Path, successes: &HashMap<String, i64>) {
+    common::db_integrity_check(dir);
 
-    let over: i64 = conn
-        .query_row("SELECT COUNT(*) FROM codes WHERE use_count > max_uses OR use_count < 0", [], |r| r.get(0))
-        .unwrap();
+    let over = common::db_int(dir, "SELECT COUNT(*) FROM codes WHERE use_count > max_uses OR use_count < 0", &[]);
     assert_eq!(over, 0, "no code beyond its uses");
 
-    let mut stmt = conn
-        .prepare(
-            "SELECT pc.project_id, pc.total, pc.disabled, pc.used,
-                    COUNT(c.id),
-                    COALESCE(SUM(c.disabled), 0),
-                    COALESCE(SUM(c.disabled = 0 AND c.use_count >= c.max_uses), 0)
-               FROM project_counters pc LEFT JOIN codes c ON c.project_id = pc.project_id
-              GROUP BY pc.project_id",
-        )
-        .unwrap();
-    let rows: Vec<(String, [i64; 3], [i64; 3])> = stmt
-        .query_map([], |r| Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?], [r.get(4)?, r.get(5)?, r.get(6)?])))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    // The counters kept by triggers (one row per project on SQLite, summed
+    // slots on PostgreSQL) against a full recount of the codes.
+    let rows = common::db_rows(
+        dir,
+        "SELECT p.id,
+                (SELECT CAST(COALESCE(SUM(pc.total), 0) AS BIGINT) FROM project_counters pc WHERE pc.project_id = p.id),
+                (SELECT CAST(COALESCE(SUM(pc.disabled), 0) AS BIGINT) FROM project_counters pc WHERE pc.project_id = p.id),
+                (SELECT CAST(COALESCE(SUM(pc.used), 0) AS BIGINT) FROM project_counters pc WHERE pc.project_id = p.id),
+                (SELECT COUNT(*) FROM codes c WHERE c.project_id = p.id),
+                (SELECT COUNT(*) FROM codes c WHERE c.project_id = p.id AND c.disabled),
+                (SELECT COUNT(*) FROM codes c WHERE c.project_id = p.id AND NOT c.disabled AND c.use_count >= c.max_uses)
+           FROM projects p",
+        &[],
+    );
     assert!(!rows.is_empty());
-    for (pid, counters, recount) in rows {
-        assert_eq!(counters, recount, "project {pid}: counters (total, disabled, used) vs recount");
+    for row in rows {
+        let counters = [row[1].int(), row[2].int(), row[3].int()];
+        let recount = [row[4].int(), row[5].int(), row[6].int()];
+        assert!(recount[0] > 0, "project {} has codes", row[0].text());
+        assert_eq!(counters, recount, "project {}: counters (total, disabled, used) vs recount", row[0].text());
     }
 
     // The use and its log row commit together: uses equal logged successes.
-    let mismatched: Vec<(String, i64, i64)> = conn
-        .prepare(
-            "SELECT c.code, c.use_count,
-                    (SELECT COUNT(*) FROM redemptions r WHERE r.code_id = c.id AND r.result = 'success')
-                  - (SELECT COUNT(*) FROM redemptions r WHERE r.code_id = c.id AND r.result = 'reactivated')
-               FROM codes c",
-        )
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap()
-        .into_iter()
-        .filter(|(_, uses, logged)| uses != logged)
-        .collect();
+    let mismatched: Vec<Vec<common::Cell>> = common::db_rows(
+        dir,
+        "SELECT c.code, c.use_count,
+                (SELECT COUNT(*) FROM redemptions r WHERE r.code_id = c.id AND r.result = 'success')
+              - (SELECT COUNT(*) FROM redemptions r WHERE r.code_id = c.id AND r.result = 'reactivated')
+           FROM codes c",
+        &[],
+    )
+    .into_iter()
+    .filter(|r| r[1] != r[2])
+    .collect();
     assert!(mismatched.is_empty(), "use_count vs logged successes: {mismatched:?}");
 
-    let mut uses = conn.prepare("SELECT use_count FROM codes WHERE code = ?1").unwrap();
+    // Every verify answered `success: true` is held by the database.
+    let stored: HashMap<String, i64> = common::db_rows(dir, "SELECT code, use_count FROM codes", &[])
+        .into_iter()
+        .map(|r| (r[0].text().to_owned(), r[1].int()))
+        .collect();
     for (code, answered) in successes {
-        let stored: i64 = uses.query_row([code], |r| r.get(0)).unwrap();
+        let stored = stored.get(code).copied().unwrap_or_else(|| panic!("{code} is not in the database"));
         assert!(stored >= *answered, "{code}: answered {answered} successes, database holds {stored} uses");
     }
 }
@@ -268,6 +271,7 @@ async fn redeemed_codes_survive_sigkill() {
             assert_eq!(again["error_code"], "CODE_ALREADY_USED", "{code}: {again}");
         }
     }
-    check_database(&dir.path().join("codegate.db"), &successes);
+    check_database(dir.path(), &successes);
     kill_hard(&mut child);
+    common::drop_test_database(dir.path());
 }

@@ -178,16 +178,12 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
         let answer: Value = resp.json().await.unwrap();
         assert_eq!(answer["error_code"], "CODE_ALREADY_USED", "{code}: {answer}");
     }
-    let conn = rusqlite::Connection::open_with_flags(
-        dir.path().join("codegate.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let imported: i64 =
-        conn.query_row("SELECT COUNT(*) FROM codes WHERE code LIKE 'DRAIN-IMPORT-%'", [], |r| r.get(0)).unwrap();
+    // The database (the SQLite file, or the test's PostgreSQL database) read directly.
+    let imported = common::db_int(dir.path(), "SELECT COUNT(*) FROM codes WHERE code LIKE 'DRAIN-IMPORT-%'", &[]);
     assert_eq!(imported as usize, IMPORT_ROWS);
-    let used: i64 = conn.query_row("SELECT COUNT(*) FROM codes WHERE use_count >= max_uses", [], |r| r.get(0)).unwrap();
+    let used = common::db_int(dir.path(), "SELECT COUNT(*) FROM codes WHERE use_count >= max_uses", &[]);
     assert_eq!(used as usize, successes.len(), "exactly the answered successes are used");
     child.kill().unwrap();
     child.wait().unwrap();
+    common::drop_test_database(dir.path());
 }

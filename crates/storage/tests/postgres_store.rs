@@ -49,7 +49,7 @@ impl TestDb {
     /// `None` (after saying why) when no PostgreSQL answers outside CI.
     async fn new() -> Option<TestDb> {
         let server = server_url();
-        let name = format!("cg_test_{}", &new_id()[..16]);
+        let name = format!("cg_test_{}", new_id());
         match tokio::time::timeout(Duration::from_secs(10), postgres::create_database(&server, &name)).await {
             Ok(Ok(url)) => Some(TestDb { url }),
             failure => {

@@ -25,7 +25,28 @@ pub struct Limited {
     pub http: reqwest::Client,
     /// Everything the server wrote on stderr.
     pub log: Arc<Mutex<String>>,
-    _temp: Option<Arc<tempfile::TempDir>>,
+    _temp: Option<Arc<DataDir>>,
+}
+
+/// The data directory of a server and its replicas; with
+/// `CODEGATE_TEST_DATABASE_URL` set, also drops the PostgreSQL database the
+/// harness made for it once the last of them is gone.
+pub struct DataDir(tempfile::TempDir);
+
+impl DataDir {
+    pub fn new() -> DataDir {
+        DataDir(tempfile::tempdir().unwrap())
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        crate::common::drop_test_database(self.0.path());
+    }
 }
 
 /// An answer with its headers.
@@ -55,7 +76,7 @@ pub async fn answer(resp: reqwest::Response) -> Answer {
 
 /// `codegate init` in a fresh directory, then `serve` with `envs` (limits on unless they say otherwise).
 pub fn start(envs: &[(&str, &str)]) -> Limited {
-    let temp = Arc::new(tempfile::tempdir().unwrap());
+    let temp = Arc::new(DataDir::new());
     let token = init(temp.path())["token"].as_str().unwrap().to_owned();
     let mut s = spawn(temp.path(), &token, envs);
     s._temp = Some(temp);
@@ -77,6 +98,9 @@ pub fn spawn(dir: &Path, token: &str, envs: &[(&str, &str)]) -> Limited {
     for var in ["CODEGATE_RATE_LIMITS", "CODEGATE_REDIS_URL", "CODEGATE_TRUSTED_PROXIES", "CODEGATE_DATABASE_URL"] {
         cmd.env_remove(var);
     }
+    // The same database as `init` used: SQLite in `dir`, or the PostgreSQL
+    // database the harness made for `dir` when CODEGATE_TEST_DATABASE_URL is set.
+    cmd.envs(crate::common::noted_database_url(dir).map(|url| ("CODEGATE_DATABASE_URL", url)));
     cmd.env("CODEGATE_LOG", "info");
     let mut child = cmd.envs(envs.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let log = Arc::new(Mutex::new(String::new()));

@@ -40,11 +40,176 @@ pub fn test_database_url(dir: &std::path::Path) -> Option<String> {
     if !codegate_storage::postgres::is_postgres_url(&server) {
         return None;
     }
-    let name = format!("cg_{}", &codegate_domain::ids::new_id()[..20]);
+    // The whole id: UUIDv7s made in the same millisecond share their leading digits.
+    let name = format!("cg_{}", codegate_domain::ids::new_id());
     let url = on_own_runtime(async move { codegate_storage::postgres::create_database(&server, &name).await })
         .unwrap_or_else(|e| panic!("CODEGATE_TEST_DATABASE_URL is set but no database could be made there: {e}"));
     std::fs::write(&noted, &url).unwrap();
     Some(url)
+}
+
+/// The PostgreSQL database the harness made for `dir`, if it made one (never makes one).
+pub fn noted_database_url(dir: &std::path::Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(TEST_DATABASE_FILE)).ok()
+}
+
+/// One value of a row read with [`db_rows`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl Cell {
+    pub fn int(&self) -> i64 {
+        match self {
+            Cell::Int(n) => *n,
+            other => panic!("not an integer: {other:?}"),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        match self {
+            Cell::Text(t) => t,
+            other => panic!("not text: {other:?}"),
+        }
+    }
+}
+
+/// Runs `sql` on the database of the server of `dir`, next to the live
+/// server: its PostgreSQL database when the harness made one, else the SQLite
+/// file (read-only). Write SQL both understand: `$1…` parameters (bound as
+/// text), `CASE WHEN`/`NOT` on the `disabled` flag, `CAST(SUM(…) AS BIGINT)`.
+pub fn db_rows(dir: &std::path::Path, sql: &str, params: &[&str]) -> Vec<Vec<Cell>> {
+    if let Some(url) = noted_database_url(dir) {
+        let (sql, params) = (sql.to_owned(), params.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+        return on_own_runtime(async move { pg_rows(&url, &sql, &params).await });
+    }
+    let conn = rusqlite::Connection::open_with_flags(
+        dir.join("codegate.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .expect("open the SQLite database of the test server");
+    let mut stmt = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let columns = stmt.column_count();
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+            (0..columns)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Cell::Null,
+                        rusqlite::types::ValueRef::Integer(n) => Cell::Int(n),
+                        rusqlite::types::ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                        other => panic!("unexpected SQLite value {other:?}"),
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    rows.collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+async fn pg_rows(url: &str, sql: &str, params: &[String]) -> Vec<Vec<Cell>> {
+    use codegate_storage::postgres::sqlx::{self, Column, Connection, Row, TypeInfo};
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap_or_else(|e| panic!("connect to {url}: {e}"));
+    let mut query = sqlx::query(sql);
+    for p in params {
+        query = query.bind(p.clone());
+    }
+    let rows = query.fetch_all(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = conn.close().await;
+    rows.iter()
+        .map(|r| {
+            r.columns()
+                .iter()
+                .map(|c| {
+                    let i = c.ordinal();
+                    match c.type_info().name() {
+                        "INT8" => r.get::<Option<i64>, _>(i).map_or(Cell::Null, Cell::Int),
+                        "INT4" => r.get::<Option<i32>, _>(i).map_or(Cell::Null, |n| Cell::Int(n.into())),
+                        "INT2" => r.get::<Option<i16>, _>(i).map_or(Cell::Null, |n| Cell::Int(n.into())),
+                        "BOOL" => r.get::<Option<bool>, _>(i).map_or(Cell::Null, |b| Cell::Int(b.into())),
+                        "TEXT" | "VARCHAR" | "NAME" => r.get::<Option<String>, _>(i).map_or(Cell::Null, Cell::Text),
+                        other => panic!("{sql}: column {i} has type {other}; cast it to BIGINT or TEXT"),
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The first column of the only row of `sql`, an integer.
+pub fn db_int(dir: &std::path::Path, sql: &str, params: &[&str]) -> i64 {
+    let rows = db_rows(dir, sql, params);
+    assert_eq!(rows.len(), 1, "{sql}: one row expected, got {rows:?}");
+    rows[0][0].int()
+}
+
+/// Checks the physical soundness of the database of `dir`: SQLite's
+/// `integrity_check`, or on PostgreSQL amcheck's `bt_index_check` with
+/// `heapallindexed` over every B-tree index (each index well-formed and
+/// holding every row of its table).
+pub fn db_integrity_check(dir: &std::path::Path) {
+    if let Some(url) = noted_database_url(dir) {
+        on_own_runtime(async move {
+            use codegate_storage::postgres::sqlx::{self, Connection};
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query("CREATE EXTENSION IF NOT EXISTS amcheck")
+                .execute(&mut conn)
+                .await
+                .expect("the amcheck extension (PostgreSQL contrib) for checking indexes");
+            let checked: i64 = sqlx::query_scalar(
+                "SELECT COUNT(bt_index_check(c.oid, true))
+                   FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+                  WHERE a.amname = 'btree' AND c.relnamespace = 'public'::regnamespace",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("amcheck found a damaged index: {e}"));
+            assert!(checked >= 10, "the indexes of the CodeGate schema were checked ({checked})");
+            let _ = conn.close().await;
+        });
+        return;
+    }
+    let rows = db_rows(dir, "PRAGMA integrity_check", &[]);
+    assert_eq!(rows, vec![vec![Cell::Text("ok".into())]], "SQLite integrity_check");
+}
+
+/// Everything the server of `dir` has stored, as bytes to search for secrets:
+/// the files of the data directory (on SQLite the database and its WAL among
+/// them) and, on PostgreSQL, a full `pg_dump` of its database.
+pub fn stored_bytes(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            stored.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+    match noted_database_url(dir) {
+        Some(url) => {
+            let dump = Command::new("pg_dump").arg(&url).output().expect("run pg_dump");
+            assert!(dump.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&dump.stderr));
+            assert!(
+                String::from_utf8_lossy(&dump.stdout).contains("COPY public.codes"),
+                "the dump holds the CodeGate tables"
+            );
+            stored.push((format!("pg_dump {url}"), dump.stdout));
+        }
+        None => assert!(
+            stored.iter().any(|(p, _)| p.ends_with("codegate.db")),
+            "the SQLite file is there: {:?}",
+            stored.iter().map(|s| &s.0).collect::<Vec<_>>()
+        ),
+    }
+    stored
+}
+
+/// Whether `needle` occurs anywhere in what [`stored_bytes`] returned.
+pub fn stored_anywhere(stored: &[(String, Vec<u8>)], needle: &str) -> Option<String> {
+    assert!(!needle.is_empty());
+    stored.iter().find(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle.as_bytes())).map(|s| s.0.clone())
 }
 
 /// Drops the database `test_database_url` made for `dir`, if any.

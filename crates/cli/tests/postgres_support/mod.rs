@@ -36,7 +36,8 @@ pub fn unavailable(why: &str) {
 /// directory); `None` when PostgreSQL cannot be reached outside CI.
 pub async fn pg_data_dir() -> Option<(tempfile::TempDir, String)> {
     let dir = tempfile::tempdir().unwrap();
-    let name = format!("cg_{}", &codegate_domain::ids::new_id()[..20]);
+    // The whole id: UUIDv7s made in the same millisecond share their leading digits.
+    let name = format!("cg_{}", codegate_domain::ids::new_id());
     let server = server_url();
     match tokio::time::timeout(Duration::from_secs(10), codegate_storage::postgres::create_database(&server, &name))
         .await

@@ -13,6 +13,8 @@ mod rows;
 
 pub use from_sqlite::{copy_from_sqlite, CopyReport};
 pub use provision::{create_database, database_name, drop_database, server_url_with_database};
+/// The driver, for callers (tests, tools) that inspect a CodeGate database with plain SQL.
+pub use sqlx;
 
 use crate::error::{StoreError, StoreResult};
 use crate::Store;
