@@ -22,7 +22,8 @@ use std::time::Duration;
 
 const ROUNDS: usize = 4;
 const TASKS: usize = 8;
-const SINGLE_USE: usize = 3000;
+// Enough that four rounds of full-speed load never run out before the kill.
+const SINGLE_USE: usize = 30_000;
 const MULTI_USE: usize = 20;
 const MAX_USES: i64 = 3;
 
@@ -217,7 +218,12 @@ async fn redeemed_codes_survive_sigkill() {
     let codes_of = |v: Value| -> Vec<String> {
         v["codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect()
     };
-    let single = codes_of(admin(&http, &base, &token, &generate, json!({"count": SINGLE_USE})).await);
+    // Generate answers with the codes up to 10,000 per request.
+    let mut single = Vec::with_capacity(SINGLE_USE);
+    while single.len() < SINGLE_USE {
+        let count = (SINGLE_USE - single.len()).min(10_000);
+        single.extend(codes_of(admin(&http, &base, &token, &generate, json!({"count": count})).await));
+    }
     let multi =
         codes_of(admin(&http, &base, &token, &generate, json!({"count": MULTI_USE, "max_uses": MAX_USES})).await);
 
