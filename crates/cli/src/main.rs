@@ -5,11 +5,6 @@ mod migrate_db;
 mod output;
 mod remote;
 
-/// mimalloc instead of glibc's allocator: many short-lived allocations per
-/// request on several threads, without glibc's per-thread arenas holding memory.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use codegate_server::{bootstrap, open_store, serve, ServerConfig};
