@@ -232,14 +232,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     if let Some(slot) = &slot {
         req.extensions_mut().insert(slot.clone());
     }
-    // A changed project (new rules, limits, state) is seen by this replica at once.
-    let changed_project = (req.method() == Method::PATCH || req.method() == Method::DELETE)
-        .then(|| project_itself(req.uri().path()).map(str::to_owned))
-        .flatten();
     let mut response = next.run(req).await;
-    if let (Some(pid), true) = (changed_project, response.status().is_success()) {
-        state.lookups.forget_project(&pid);
-    }
     if timed_out.is_set() {
         response = problem(StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", "the request body arrived too slowly", None);
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -320,11 +313,6 @@ fn project_in_path(path: &str) -> Option<&str> {
     let mut segments = path.split('/').skip_while(|s| *s != "projects");
     segments.next()?;
     segments.next().filter(|s| !s.is_empty())
-}
-
-/// `{pid}` of exactly `/api/v1/projects/{pid}`.
-fn project_itself(path: &str) -> Option<&str> {
-    path.trim_end_matches('/').strip_prefix("/api/v1/projects/").filter(|rest| !rest.contains('/'))
 }
 
 /// The credential a bucket belongs to; never a secret.
