@@ -369,7 +369,7 @@ async fn bulk_actions_batches_and_logs() {
     let pid = s.create_project("bulk").await;
     let key = s.create_key(&pid).await;
     let first = s.generate(&pid, json!({"count": 5, "batch_name": "first"})).await;
-    s.generate(&pid, json!({"count": 7, "batch_name": "second", "prefix": "B2-"})).await;
+    s.generate(&pid, json!({"count": 7, "batch_name": "second", "prefix": "B2B2B2-"})).await;
     let (_, batches) = s.admin(Method::GET, &format!("/api/v1/projects/{pid}/batches"), None).await;
     let items = batches["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
@@ -389,7 +389,8 @@ async fn bulk_actions_batches_and_logs() {
         .admin(
             Method::POST,
             &format!("/api/v1/projects/{pid}/codes/bulk"),
-            Some(json!({"action": "delete", "filter": {"search": "b2-"}})),
+            // Long enough that none of the first batch's random codes contains it.
+            Some(json!({"action": "delete", "filter": {"search": "b2b2b2-"}})),
         )
         .await;
     assert_eq!(r["affected"], 7);

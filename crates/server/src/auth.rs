@@ -297,20 +297,23 @@ async fn signed(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Principa
             secrets.push(previous);
         }
     }
-    let accepted = secrets.into_iter().filter_map(|s| state.master_key.open(s, &key.api_key)).any(|secret| {
-        std::iter::once(raw_path).chain(decoded.as_deref()).any(|path| {
-            let sts = SignedParts {
-                method: parts.method.as_str(),
-                path,
-                canonical_query: &canonical_query,
-                body_sha256: &body_hash,
-                timestamp,
-                nonce,
-            }
-            .string_to_sign();
-            signing::signature_matches(secret.as_bytes(), &sts, signature)
-        })
-    });
+    let accepted = secrets
+        .into_iter()
+        .filter_map(|s| state.lookups.opened_secret(&state.master_key, s, &key.api_key))
+        .any(|secret| {
+            std::iter::once(raw_path).chain(decoded.as_deref()).any(|path| {
+                let sts = SignedParts {
+                    method: parts.method.as_str(),
+                    path,
+                    canonical_query: &canonical_query,
+                    body_sha256: &body_hash,
+                    timestamp,
+                    nonce,
+                }
+                .string_to_sign();
+                signing::signature_matches(secret.as_bytes(), &sts, signature)
+            })
+        });
     if !accepted {
         return Err(ApiError::unauthorized("INVALID_SIGNATURE", "the signature does not match the request"));
     }

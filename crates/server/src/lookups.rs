@@ -7,10 +7,11 @@
 //! kept: an unknown key or project is asked of the database every time, so a
 //! key created elsewhere works at once and junk keys cannot fill the memory.
 
+use crate::secrets::MasterKey;
 use codegate_domain::model::{ApiKey, Project};
 use codegate_storage::{Store, StoreResult};
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long a copy is trusted.
@@ -21,7 +22,8 @@ const CAPACITY: usize = 10_000;
 #[derive(Default)]
 pub struct Lookups {
     keys: TtlMap<ApiKey>,
-    projects: TtlMap<Project>,
+    projects: TtlMap<Arc<Project>>,
+    opened: Mutex<HashMap<Vec<u8>, Arc<str>>>,
 }
 
 impl Lookups {
@@ -39,10 +41,15 @@ impl Lookups {
 
     /// The project with this id, from memory when fresh.
     pub async fn project(&self, store: &dyn Store, id: &str) -> StoreResult<Option<Project>> {
+        Ok(self.shared_project(store, id).await?.map(|p| Project::clone(&p)))
+    }
+
+    /// Like [`Lookups::project`], without copying it (for a glance at one field).
+    pub async fn shared_project(&self, store: &dyn Store, id: &str) -> StoreResult<Option<Arc<Project>>> {
         if let Some(project) = self.projects.get(id) {
             return Ok(Some(project));
         }
-        let project = store.get_project(id).await?;
+        let project = store.get_project(id).await?.map(Arc::new);
         if let Some(p) = &project {
             self.projects.put(id, p.clone());
         }
@@ -55,15 +62,35 @@ impl Lookups {
         self.keys.update(api_key, |k| k.last_used_at = Some(at));
     }
 
+    /// The plain secret sealed in `sealed` for the API key `context`.
+    pub fn opened_secret(&self, master_key: &MasterKey, sealed: &[u8], context: &str) -> Option<Arc<str>> {
+        if let Some(secret) = self.opened_secrets().get(sealed) {
+            return Some(secret.clone());
+        }
+        let secret: Arc<str> = master_key.open(sealed, context)?.into();
+        let mut opened = self.opened_secrets();
+        if opened.len() >= CAPACITY {
+            opened.clear();
+        }
+        opened.insert(sealed.to_vec(), secret.clone());
+        Some(secret)
+    }
+
     /// After any change to API keys (created, disabled, rotated, deleted).
     pub fn forget_keys(&self) {
         self.keys.clear();
+        // A deleted or rotated key's secret does not stay in memory.
+        self.opened_secrets().clear();
+    }
+
+    fn opened_secrets(&self) -> MutexGuard<'_, HashMap<Vec<u8>, Arc<str>>> {
+        self.opened.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// After a change to the project (its keys go with a deleted project).
     pub fn forget_project(&self, id: &str) {
         self.projects.remove(id);
-        self.keys.clear();
+        self.forget_keys();
     }
 }
 

@@ -118,8 +118,8 @@ impl Defences {
     async fn policy_for(&self, state: &AppState, category: Category, project_id: Option<&str>) -> Policy {
         let default = self.settings.policy(category);
         let Some(pid) = project_id.filter(|p| codegate_domain::ids::is_valid_id(p)) else { return default };
-        let overrides = match state.lookups.project(state.store.as_ref(), pid).await {
-            Ok(project) => project.and_then(|p| p.quotas.rate_limits),
+        let overrides = match state.lookups.shared_project(state.store.as_ref(), pid).await {
+            Ok(project) => project.and_then(|p| p.quotas.rate_limits.clone()),
             Err(e) => {
                 tracing::debug!(error = %e, "could not read a project's rate limits; using the defaults");
                 None

@@ -18,8 +18,9 @@ use codegate_storage::{Batch, BulkAction, CodePatch, CodeSelection, NewCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// Codes are written in chunks of this many, each one transaction.
-const CHUNK: usize = 10_000;
+/// Generated and imported codes are written in chunks of this many, each one
+/// transaction, sorted by code (see `generate`).
+const BULK_CHUNK: usize = 50_000;
 /// Generated codes are returned inline up to this count.
 const INLINE_CODES: u64 = 10_000;
 const MAX_METADATA_BYTES: usize = 4096;
@@ -159,21 +160,28 @@ pub async fn generate(
         let chunk: Vec<NewCode> = {
             // The RNG is not Send: draw the whole chunk before the next await.
             let mut rng = rand::rng();
-            (0..remaining.min(CHUNK))
+            let mut drawn: Vec<(String, String)> = (0..remaining.min(BULK_CHUNK))
                 .map(|_| {
                     let code = pattern.generate(&mut rng);
-                    NewCode {
-                        id: new_id(),
-                        code_norm: normalize_code(&code, project.rules.normalize),
-                        code,
-                        disabled: false,
-                        expires_at: b.expires_at,
-                        max_uses,
-                        use_count: 0,
-                        verified_at: None,
-                        verified_by: None,
-                        metadata: b.metadata.clone(),
-                    }
+                    (normalize_code(&code, project.rules.normalize), code)
+                })
+                .collect();
+            // Random codes have no order of their own. Inserted in index order, a chunk walks
+            // the lookup index once, and each of its pages is written once per chunk.
+            drawn.sort_unstable();
+            drawn
+                .into_iter()
+                .map(|(code_norm, code)| NewCode {
+                    id: new_id(),
+                    code_norm,
+                    code,
+                    disabled: false,
+                    expires_at: b.expires_at,
+                    max_uses,
+                    use_count: 0,
+                    verified_at: None,
+                    verified_by: None,
+                    metadata: b.metadata.clone(),
                 })
                 .collect()
         };
@@ -393,17 +401,29 @@ pub async fn import(
     let mut rejected = Vec::new();
     let mut pending: Vec<(u64, NewCode)> = Vec::new();
     let mut imported = 0;
+    // One chunk is written while the next is parsed; chunks still commit one after another.
+    let mut in_flight: Option<tokio::task::JoinHandle<Result<Flushed, ApiError>>> = None;
     for row in import_rows(&body, jsonl)? {
         let (line, row) = row?;
         match row.and_then(|r| to_new_code(&project, r).map_err(|e| (None, e))) {
             Ok(code) => pending.push((line, code)),
             Err((code, reason)) => rejected.push(Rejection { line, code, reason }),
         }
-        if pending.len() >= CHUNK {
-            imported += flush(&state, &project, &batch.id, &mut pending, &mut rejected, now).await?;
+        if pending.len() >= BULK_CHUNK {
+            if let Some(previous) = in_flight.take() {
+                imported += settle(previous, &mut rejected).await?;
+            }
+            let flushing =
+                flush(state.clone(), project.id.clone(), batch.id.clone(), std::mem::take(&mut pending), now);
+            in_flight = Some(tokio::spawn(flushing));
         }
     }
-    imported += flush(&state, &project, &batch.id, &mut pending, &mut rejected, now).await?;
+    if let Some(previous) = in_flight.take() {
+        imported += settle(previous, &mut rejected).await?;
+    }
+    let last = flush(state.clone(), project.id.clone(), batch.id.clone(), pending, now).await?;
+    imported += last.imported;
+    rejected.extend(last.rejected);
     rejected.sort_by_key(|r| r.line);
     audit(
         &state,
@@ -421,24 +441,48 @@ pub async fn import(
     Ok(Json(ImportAnswer { batch_id: batch.id, imported, rejected }))
 }
 
+/// What writing one chunk of an import did.
+struct Flushed {
+    imported: u64,
+    rejected: Vec<Rejection>,
+}
+
 async fn flush(
-    state: &AppState,
-    project: &Project,
-    batch_id: &str,
-    pending: &mut Vec<(u64, NewCode)>,
-    rejected: &mut Vec<Rejection>,
+    state: AppState,
+    project_id: String,
+    batch_id: String,
+    mut chunk: Vec<(u64, NewCode)>,
     now: i64,
-) -> Result<u64, ApiError> {
-    if pending.is_empty() {
-        return Ok(0);
+) -> Result<Flushed, ApiError> {
+    if chunk.is_empty() {
+        return Ok(Flushed { imported: 0, rejected: Vec::new() });
     }
-    let (lines, codes): (Vec<u64>, Vec<NewCode>) = std::mem::take(pending).into_iter().unzip();
+    // In index order, like generated codes (see `generate`); stable, so that of two rows with
+    // the same code the earlier line is the one kept. Codes of one chunk are stored in this order.
+    chunk.sort_by(|a, b| a.1.code_norm.cmp(&b.1.code_norm));
+    // Time-ordered ids drawn in stored order keep the id index an append.
+    for (_, code) in &mut chunk {
+        code.id = new_id();
+    }
+    let (lines, codes): (Vec<u64>, Vec<NewCode>) = chunk.into_iter().unzip();
     let names: Vec<String> = codes.iter().map(|c| c.code.clone()).collect();
-    let report = state.store.insert_codes(&project.id, Some(batch_id), codes, now).await?;
-    for i in report.duplicates {
-        rejected.push(Rejection { line: lines[i], code: Some(names[i].clone()), reason: "duplicate code".into() });
-    }
-    Ok(report.inserted)
+    let report = state.store.insert_codes(&project_id, Some(&batch_id), codes, now).await?;
+    let rejected = report
+        .duplicates
+        .into_iter()
+        .map(|i| Rejection { line: lines[i], code: Some(names[i].clone()), reason: "duplicate code".into() })
+        .collect();
+    Ok(Flushed { imported: report.inserted, rejected })
+}
+
+/// Waits for a chunk written in the background and takes in its outcome.
+async fn settle(
+    flushing: tokio::task::JoinHandle<Result<Flushed, ApiError>>,
+    rejected: &mut Vec<Rejection>,
+) -> Result<u64, ApiError> {
+    let flushed = flushing.await.map_err(|e| ApiError::internal(format!("an import chunk failed: {e}")))??;
+    rejected.extend(flushed.rejected);
+    Ok(flushed.imported)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -12,6 +12,7 @@ use codegate_domain::model::{Code, Project, RedemptionAction, RedemptionLog};
 use codegate_domain::normalize::normalize_code;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use std::sync::LazyLock;
 
 /// SQL for "this code is in state S". Parameters: ?2 now, ?3 the project's expiry.
 fn state_condition(state: CodeState) -> &'static str {
@@ -44,8 +45,9 @@ fn load_code(c: &Connection, project_id: &str, code_id: &str) -> StoreResult<Opt
 }
 
 fn find_by_norm(c: &Connection, project_id: &str, norm: &str) -> StoreResult<Option<Code>> {
-    let sql = format!("SELECT {CODE_COLUMNS} FROM codes WHERE project_id = ?1 AND code_norm = ?2");
-    Ok(c.prepare_cached(&sql)?.query_row([project_id, norm], rows::code).optional()?)
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {CODE_COLUMNS} FROM codes WHERE project_id = ?1 AND code_norm = ?2"));
+    Ok(c.prepare_cached(&SQL)?.query_row([project_id, norm], rows::code).optional()?)
 }
 
 fn project_facts(c: &Connection, project_id: &str) -> StoreResult<Option<codegate_domain::codes::ProjectFacts>> {
@@ -134,13 +136,15 @@ fn redeem_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutcome> 
         }
     }
     // One conditional update: exactly-once whatever else is in flight.
-    let sql = format!(
-        "UPDATE codes SET use_count = use_count + 1, verified_at = ?3, verified_by = ?4
-          WHERE project_id = ?1 AND code_norm = ?2 AND disabled = 0 AND use_count < max_uses AND {REDEEMABLE_NOW}
-          RETURNING {CODE_COLUMNS}"
-    );
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE codes SET use_count = use_count + 1, verified_at = ?3, verified_by = ?4
+              WHERE project_id = ?1 AND code_norm = ?2 AND disabled = 0 AND use_count < max_uses AND {REDEEMABLE_NOW}
+              RETURNING {CODE_COLUMNS}"
+        )
+    });
     let updated = c
-        .prepare_cached(&sql)?
+        .prepare_cached(&SQL)?
         .query_row(params![req.project_id, req.code_norm, req.now, req.actor], rows::code)
         .optional()?;
     match updated {

@@ -15,7 +15,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use writer::Writer;
+use writer::{CachePolicy, Writer};
 
 type ReadPool = r2d2::Pool<SqliteConnectionManager>;
 
@@ -32,8 +32,15 @@ impl Drop for SqliteStore {
     }
 }
 
-/// Copies the WAL back into the database file every half second (PASSIVE:
-/// never blocks the writer), so the WAL stays small and commits stay cheap.
+/// Copies the WAL back into the database file on its own thread (PASSIVE:
+/// never blocks the writer), so commits never wait for a checkpoint.
+///
+/// It chases the writer: SQLite starts the WAL over from its beginning only
+/// when a write transaction begins after every frame was copied, and under a
+/// steady load a checkpoint every half second never catches up (the WAL grew
+/// by gigabytes during a bulk load or a long verify run, each commit
+/// appending fresh blocks to the file). Passes follow each other while there
+/// is work and pause briefly once one finds the WAL fully copied.
 fn start_checkpointer(path: &Path, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> StoreResult<()> {
     let conn = Connection::open(path)?;
     configure(&conn, 1024)?;
@@ -41,15 +48,29 @@ fn start_checkpointer(path: &Path, stop: std::sync::Arc<std::sync::atomic::Atomi
         .name("codegate-sqlite-checkpoint".into())
         .spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(500));
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
+                let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                });
+                let pause = match pass {
+                    // Nothing was left to copy: the WAL is idle or will restart at the next write.
+                    Ok((0, log, copied)) if copied >= log => CHECKPOINT_IDLE_PAUSE,
+                    Ok(_) => CHECKPOINT_BUSY_PAUSE,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                        Duration::from_millis(500)
+                    }
+                };
+                std::thread::sleep(pause);
             }
         })
         .map_err(|e| StoreError::Internal(format!("spawn the checkpoint thread: {e}")))?;
     Ok(())
 }
+
+/// Pauses of the checkpoint thread: after a pass that found everything copied,
+/// and after one that copied frames (more are likely waiting).
+const CHECKPOINT_IDLE_PAUSE: Duration = Duration::from_millis(20);
+const CHECKPOINT_BUSY_PAUSE: Duration = Duration::from_millis(5);
 
 /// SQLite counts every allocation under one process-wide mutex unless told
 /// not to; every thread that touches a database contends on it. Only possible
@@ -81,6 +102,9 @@ const PAGE_SIZE: u32 = 2048;
 /// Page cache of the writer and of each reader, in KiB.
 const WRITER_CACHE_KIB: u32 = 8 * 1024;
 const READER_CACHE_KIB: u32 = 4 * 1024;
+/// The writer's cache while bulk loads run: a 10,000-code chunk dirties about
+/// as many random pages of the lookup index, plus the appended ones.
+const BULK_CACHE_KIB: u32 = 64 * 1024;
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
@@ -110,7 +134,12 @@ impl SqliteStore {
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)?;
-        Ok(SqliteStore { reads, writer: Writer::start(conn), path, stop_checkpoints: stop })
+        Ok(SqliteStore {
+            reads,
+            writer: Writer::start(conn, CachePolicy { normal_kib: WRITER_CACHE_KIB, bulk_kib: BULK_CACHE_KIB }),
+            path,
+            stop_checkpoints: stop,
+        })
     }
 
     pub fn path(&self) -> &Path {

@@ -11,10 +11,15 @@
 //! on a database error. When a lean job fails, the whole transaction is rolled
 //! back and every job in it is answered with that failure: nobody is told of a
 //! success that was not committed.
+//!
+//! Bulk jobs get a larger page cache while they come (see [`CachePolicy`]):
+//! a chunk of random inserts into the lookup index dirties more pages than
+//! the normal cache holds, and each page spilled early is written twice.
 
 use crate::error::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Called once the job's transaction has committed (`Ok`) or failed.
@@ -45,17 +50,31 @@ enum Guard {
 /// How many jobs one transaction takes at most.
 const MAX_GROUP: usize = 1024;
 
+/// The writer's page cache, in KiB: `normal` for everyday writes, `bulk` while
+/// bulk jobs keep arriving. The bulk cache is given back once no bulk job has
+/// come for [`BULK_LINGER`], so a server that loaded a million codes serves
+/// its verify traffic with the normal footprint.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CachePolicy {
+    pub normal_kib: u32,
+    pub bulk_kib: u32,
+}
+
+/// How long the bulk cache outlives the last bulk job (chunks of one request
+/// follow each other within milliseconds).
+const BULK_LINGER: Duration = Duration::from_millis(500);
+
 #[derive(Clone)]
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Writer {
-    pub(crate) fn start(conn: Connection) -> Writer {
+    pub(crate) fn start(conn: Connection, cache: CachePolicy) -> Writer {
         let (jobs, rx) = mpsc::channel::<Job>(8192);
         std::thread::Builder::new()
             .name("codegate-sqlite-writer".into())
-            .spawn(move || run_writer(conn, rx))
+            .spawn(move || run_writer(conn, rx, cache))
             .expect("spawn the SQLite writer thread");
         Writer { jobs }
     }
@@ -124,10 +143,31 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult
     result
 }
 
-fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>, cache: CachePolicy) {
     let mut group: Vec<Work> = Vec::with_capacity(MAX_GROUP);
     let mut solo: Option<Work> = None;
-    while let Some(first) = rx.blocking_recv() {
+    let mut bulk = BulkCache::new(cache);
+    // Only for waiting with a deadline while the bulk cache is held.
+    let waiter = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "could not start the database writer");
+            return;
+        }
+    };
+    loop {
+        let first = if bulk.held() {
+            match waiter.block_on(async { tokio::time::timeout(BULK_LINGER, rx.recv()).await }) {
+                Ok(job) => job,
+                Err(_idle) => {
+                    bulk.release(&conn);
+                    continue;
+                }
+            }
+        } else {
+            rx.blocking_recv()
+        };
+        let Some(first) = first else { break };
         match first {
             Job::Grouped(work) => group.push(work),
             Job::Solo(work) => solo = Some(work),
@@ -140,13 +180,67 @@ fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             }
         }
         if !group.is_empty() {
+            bulk.release_if_stale(&conn);
             run_group(&conn, &mut group);
         }
         if let Some(work) = solo.take() {
+            bulk.hold(&conn);
             run_group(&conn, &mut vec![work]);
+            bulk.last_job = Instant::now();
         }
     }
     tracing::debug!("database writer stopped: every handle is gone");
+}
+
+/// Whether the writer holds the bulk page cache, and since when it is idle.
+struct BulkCache {
+    policy: CachePolicy,
+    held: bool,
+    last_job: Instant,
+}
+
+impl BulkCache {
+    fn new(policy: CachePolicy) -> BulkCache {
+        BulkCache { policy, held: false, last_job: Instant::now() }
+    }
+
+    fn held(&self) -> bool {
+        self.held
+    }
+
+    fn hold(&mut self, conn: &Connection) {
+        if !self.held && self.policy.bulk_kib > self.policy.normal_kib {
+            self.held = set_cache(conn, self.policy.bulk_kib);
+        }
+    }
+
+    fn release_if_stale(&mut self, conn: &Connection) {
+        if self.held && self.last_job.elapsed() >= BULK_LINGER {
+            self.release(conn);
+        }
+    }
+
+    fn release(&mut self, conn: &Connection) {
+        if self.held {
+            self.held = !set_cache(conn, self.policy.normal_kib);
+            // SQLite has freed the pages; hand the memory back to the system too.
+            #[cfg(target_os = "linux")]
+            // SAFETY: malloc_trim only walks the allocator's own free lists.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    }
+}
+
+fn set_cache(conn: &Connection, kib: u32) -> bool {
+    match conn.execute_batch(&format!("PRAGMA cache_size = -{kib}")) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not resize the page cache");
+            false
+        }
+    }
 }
 
 /// One transaction for the jobs; each is answered after the commit (or its failure).
@@ -202,7 +296,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("w.db")).unwrap();
         conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER PRIMARY KEY)").unwrap();
-        (Writer::start(conn), dir)
+        (Writer::start(conn, CachePolicy { normal_kib: 1024, bulk_kib: 1024 }), dir)
     }
 
     fn insert(c: &Connection, v: i64) -> StoreResult<()> {
