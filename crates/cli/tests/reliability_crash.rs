@@ -124,6 +124,16 @@ fn kill_hard(child: &mut Child) {
     child.wait().unwrap();
 }
 
+/// The running server; killed when the test ends, also when it fails half way.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Reads the database next to the live server (the SQLite file, or the
 /// test's PostgreSQL database) and checks it.
 fn check_database(dir: &Path, successes: &HashMap<String, i64>) {
@@ -203,7 +213,8 @@ async fn used_through_api(http: &reqwest::Client, base: &str, key: &Key, pid: &s
 async fn redeemed_codes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let token = init(dir.path())["token"].as_str().unwrap().to_owned();
-    let (mut child, base, _) = spawn_serve(dir.path(), &[]);
+    let (child, base, _) = spawn_serve(dir.path(), &[]);
+    let mut server = Server(child);
     let http = client();
 
     let project = admin(&http, &base, &token, "/api/v1/projects", json!({"name": "crash"})).await;
@@ -250,12 +261,12 @@ async fn redeemed_codes_survive_sigkill() {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         tokio::time::sleep(Duration::from_millis(random_below(400))).await;
-        kill_hard(&mut child);
+        kill_hard(&mut server.0);
         for t in tasks {
             t.await.unwrap();
         }
         let (c, b, _) = spawn_serve(dir.path(), &[]);
-        child = c;
+        server = Server(c);
         base = b;
         Arc::get_mut(&mut load).expect("tasks are done").base = base.clone();
         let answered = load.answers.lock().unwrap().answered;
@@ -278,6 +289,6 @@ async fn redeemed_codes_survive_sigkill() {
         }
     }
     check_database(dir.path(), &successes);
-    kill_hard(&mut child);
+    kill_hard(&mut server.0);
     common::drop_test_database(dir.path());
 }

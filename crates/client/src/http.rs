@@ -51,6 +51,9 @@ impl ClientBuilder {
         let http = reqwest::Client::builder()
             .user_agent(concat!("codegate-client/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
+            // The server closes keep-alive connections idle for 10 s; reusing one at that
+            // moment fails mid-request, so idle connections are let go before.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()?;
         Ok(Client {
             inner: Arc::new(Inner {

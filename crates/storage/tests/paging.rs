@@ -117,7 +117,12 @@ async fn positions_of_codes_stored_before_the_upgrade_are_filled_in() {
     {
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP INDEX codes_position;
+            "ALTER TABLE codes DROP COLUMN log_head;
+             ALTER TABLE codes DROP COLUMN log_head_before;
+             ALTER TABLE redemptions DROP COLUMN previous_seq;
+             CREATE INDEX redemptions_by_code ON redemptions(code_id, seq);
+             CREATE INDEX redemptions_successes ON redemptions(project_id, seq) WHERE result = 'success';
+             DROP INDEX codes_position;
              ALTER TABLE codes DROP COLUMN position;
              ALTER TABLE project_counters DROP COLUMN next_position;
              CREATE TRIGGER codes_counted_insert AFTER INSERT ON codes BEGIN

@@ -280,7 +280,13 @@ impl TestServer {
         let data_dir = tempfile::tempdir().unwrap();
         let token = init(data_dir.path())["token"].as_str().unwrap().to_owned();
         let (child, base, banner) = spawn_serve(data_dir.path(), envs);
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        // The server drops a keep-alive connection idle for 10 s (its header read timeout);
+        // reusing one at that very moment fails, so the pool lets them go sooner.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
         TestServer { child, base, token, data_dir, http, banner }
     }
 

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 /// Generated and imported codes are written in chunks of this many, each one
 /// transaction, sorted by code (see `generate`).
-const BULK_CHUNK: usize = 50_000;
+const BULK_CHUNK: usize = 100_000;
 /// Generated codes are returned inline up to this count.
 const INLINE_CODES: u64 = 10_000;
 const MAX_METADATA_BYTES: usize = 4096;

@@ -58,17 +58,43 @@ fn project_facts(c: &Connection, project_id: &str) -> StoreResult<Option<codegat
         .optional()?)
 }
 
+/// Where a new log row goes: its row id (SQLite would pick the same, one past
+/// the largest), and the code's previous newest log row, which it points at.
+#[derive(Clone, Copy)]
+struct LogLink {
+    seq: i64,
+    previous: Option<i64>,
+}
+
+/// The row id the next log row gets (inside the write transaction: nobody else inserts).
+fn next_log_seq(c: &Connection) -> StoreResult<i64> {
+    Ok(c.prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM redemptions")?.query_row([], |r| r.get(0))?)
+}
+
+/// Makes the next log row the newest of the code's chain (for attempts that change nothing else).
+fn link_log(c: &Connection, code_id: &str) -> StoreResult<LogLink> {
+    let seq = next_log_seq(c)?;
+    let previous = c
+        .prepare_cached(
+            "UPDATE codes SET log_head_before = log_head, log_head = ?2 WHERE id = ?1 RETURNING log_head_before",
+        )?
+        .query_row(params![code_id, seq], |r| r.get(0))?;
+    Ok(LogLink { seq, previous })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn log_attempt(
     c: &Connection,
     req: &RedeemRequest,
     code: &Code,
+    link: LogLink,
     action: RedemptionAction,
     result: &str,
     reason: Option<&str>,
 ) -> StoreResult<()> {
     c.prepare_cached(
-        "INSERT INTO redemptions (id, project_id, code_id, code, action, result, reason, actor, ip_address, user_agent, credential, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        "INSERT INTO redemptions (seq, previous_seq, id, project_id, code_id, code, action, result, reason, actor, ip_address, user_agent, credential, created_at)
+         VALUES (?13, ?14, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         log_id(),
@@ -82,9 +108,17 @@ fn log_attempt(
         req.origin.ip_address,
         req.origin.user_agent,
         req.origin.credential,
-        req.now
+        req.now,
+        link.seq,
+        link.previous
     ])?;
     Ok(())
+}
+
+/// A code row as an `UPDATE … RETURNING {CODE_COLUMNS}, log_head_before` gives it.
+fn code_and_link(r: &rusqlite::Row, seq: i64) -> rusqlite::Result<(Code, LogLink)> {
+    static AT: LazyLock<usize> = LazyLock::new(|| CODE_COLUMNS.split(',').count());
+    Ok((rows::code(r)?, LogLink { seq, previous: r.get(*AT)? }))
 }
 
 /// Log ids are time-ordered (UUIDv7) so new rows land at the right edge of the
@@ -113,7 +147,8 @@ fn explain_failure(
         Ok(()) => return Err(StoreError::Internal("conditional update refused a redeemable code".into())),
     };
     if let Some(code) = &code {
-        log_attempt(c, req, code, action, "failed", Some(failure.error_code()))?;
+        let link = link_log(c, &code.id)?;
+        log_attempt(c, req, code, link, action, "failed", Some(failure.error_code()))?;
     }
     Ok(RedeemOutcome::Failure(failure, code))
 }
@@ -138,18 +173,20 @@ fn redeem_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutcome> 
     // One conditional update: exactly-once whatever else is in flight.
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "UPDATE codes SET use_count = use_count + 1, verified_at = ?3, verified_by = ?4
+            "UPDATE codes SET use_count = use_count + 1, verified_at = ?3, verified_by = ?4,
+                    log_head_before = log_head, log_head = ?5
               WHERE project_id = ?1 AND code_norm = ?2 AND disabled = 0 AND use_count < max_uses AND {REDEEMABLE_NOW}
-              RETURNING {CODE_COLUMNS}"
+              RETURNING {CODE_COLUMNS}, log_head_before"
         )
     });
+    let seq = next_log_seq(c)?;
     let updated = c
         .prepare_cached(&SQL)?
-        .query_row(params![req.project_id, req.code_norm, req.now, req.actor], rows::code)
+        .query_row(params![req.project_id, req.code_norm, req.now, req.actor, seq], |r| code_and_link(r, seq))
         .optional()?;
     match updated {
-        Some(code) => {
-            log_attempt(c, req, &code, RedemptionAction::Verify, "success", None)?;
+        Some((code, link)) => {
+            log_attempt(c, req, &code, link, RedemptionAction::Verify, "success", None)?;
             Ok(RedeemOutcome::Success(code))
         }
         None => explain_failure(c, req, RedemptionAction::Verify, check_verify),
@@ -160,15 +197,19 @@ fn reactivate_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutco
     let sql = format!(
         "UPDATE codes SET use_count = use_count - 1,
                 verified_at = CASE WHEN use_count > 1 THEN verified_at END,
-                verified_by = CASE WHEN use_count > 1 THEN verified_by END
+                verified_by = CASE WHEN use_count > 1 THEN verified_by END,
+                log_head_before = log_head, log_head = ?4
           WHERE project_id = ?1 AND code_norm = ?2 AND disabled = 0 AND use_count > 0 AND {REDEEMABLE_NOW}
-          RETURNING {CODE_COLUMNS}"
+          RETURNING {CODE_COLUMNS}, log_head_before"
     );
-    let updated =
-        c.prepare_cached(&sql)?.query_row(params![req.project_id, req.code_norm, req.now], rows::code).optional()?;
+    let seq = next_log_seq(c)?;
+    let updated = c
+        .prepare_cached(&sql)?
+        .query_row(params![req.project_id, req.code_norm, req.now, seq], |r| code_and_link(r, seq))
+        .optional()?;
     match updated {
-        Some(code) => {
-            log_attempt(c, req, &code, RedemptionAction::Reactivate, "reactivated", req.reason.as_deref())?;
+        Some((code, link)) => {
+            log_attempt(c, req, &code, link, RedemptionAction::Reactivate, "reactivated", req.reason.as_deref())?;
             Ok(RedeemOutcome::Success(code))
         }
         None => explain_failure(c, req, RedemptionAction::Reactivate, check_reactivate),
@@ -525,13 +566,27 @@ impl CodeStore for SqliteStore {
     }
 }
 
+/// A `WITH` clause naming `chain`: the row ids of one code's log (the code id
+/// in parameter `code_id`), from the code's head along each row's `previous_seq`
+/// (see migration 0004).
+fn code_log_chain(code_id: &str) -> String {
+    format!(
+        "WITH RECURSIVE chain(seq) AS (
+            SELECT log_head FROM codes WHERE id = {code_id} AND log_head IS NOT NULL
+            UNION ALL
+            SELECT r.previous_seq FROM redemptions r JOIN chain ON r.seq = chain.seq WHERE r.previous_seq IS NOT NULL)"
+    )
+}
+
 #[async_trait]
 impl RedemptionStore for SqliteStore {
     async fn code_redemptions(&self, code_id: &str, limit: u32) -> StoreResult<Vec<RedemptionLog>> {
         let code_id = code_id.to_owned();
         self.read(move |c| {
-            let sql =
-                format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE code_id = ?1 ORDER BY seq DESC LIMIT ?2");
+            let sql = format!(
+                "{} SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE seq IN chain ORDER BY seq DESC LIMIT ?2",
+                code_log_chain("?1")
+            );
             let mut stmt = c.prepare_cached(&sql)?;
             let list = stmt.query_map(params![code_id, limit], rows::redemption)?.collect::<Result<Vec<_>, _>>()?;
             Ok(list)
@@ -543,7 +598,7 @@ impl RedemptionStore for SqliteStore {
         let project_id = project_id.map(str::to_owned);
         self.read(move |c| {
             let sql = match project_id {
-                Some(_) => format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE project_id = ?1 AND result = 'success' ORDER BY seq DESC LIMIT ?2"),
+                Some(_) => format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions INDEXED BY redemptions_success_time WHERE project_id = ?1 AND result = 'success' ORDER BY created_at DESC, seq DESC LIMIT ?2"),
                 None => format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE result = 'success' AND ?1 IS NULL ORDER BY seq DESC LIMIT ?2"),
             };
             let mut stmt = c.prepare_cached(&sql)?;
@@ -566,8 +621,19 @@ impl RedemptionStore for SqliteStore {
             if filter.result.is_some() {
                 where_clause.push_str(" AND result = ?2");
             }
-            if filter.code_id.is_some() {
+            let mut chain = String::new();
+            if let Some(code_id) = &filter.code_id {
                 where_clause.push_str(" AND code_id = ?3");
+                // A live code's log is its chain; a deleted code's log is found by a walk of the project's.
+                let live = c
+                    .prepare_cached("SELECT 1 FROM codes WHERE id = ?1")?
+                    .query_row([code_id], |_| Ok(()))
+                    .optional()?
+                    .is_some();
+                if live {
+                    chain = code_log_chain("?3");
+                    where_clause.push_str(" AND seq IN chain");
+                }
             }
             let args: Vec<Value> = vec![
                 Value::Text(project_id),
@@ -576,10 +642,11 @@ impl RedemptionStore for SqliteStore {
                 Value::Integer(i64::from(page_size)),
                 Value::Integer(i64::from(page.saturating_sub(1)) * i64::from(page_size)),
             ];
-            let mut count = c.prepare_cached(&format!("SELECT COUNT(*) FROM redemptions WHERE {where_clause}"))?;
+            let mut count =
+                c.prepare_cached(&format!("{chain} SELECT COUNT(*) FROM redemptions WHERE {where_clause}"))?;
             let params = bind_used(&count, &args);
             let total = count.query_row(params, |r| r.get(0))?;
-            let sql = format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE {where_clause} ORDER BY seq DESC LIMIT ?4 OFFSET ?5");
+            let sql = format!("{chain} SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE {where_clause} ORDER BY seq DESC LIMIT ?4 OFFSET ?5");
             let mut stmt = c.prepare_cached(&sql)?;
             let params = bind_used(&stmt, &args);
             let items = stmt.query_map(params, rows::redemption)?.collect::<Result<Vec<_>, _>>()?;

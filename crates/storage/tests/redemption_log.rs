@@ -1,0 +1,179 @@
+//! A code's redemption log, which SQLite keeps as a chain from the code row
+//! (migration 0004): each code sees exactly its own attempts, newest first,
+//! whatever was interleaved with them, and filters and pages agree with the
+//! whole log. Logs written before the chains existed are linked on upgrade.
+
+use codegate_domain::ids::new_id;
+use codegate_domain::model::{CodeRules, Project, Quotas, RedemptionLog};
+use codegate_storage::sqlite::SqliteStore;
+use codegate_storage::{
+    CodeStore, NewCode, ProjectStore, RedeemOutcome, RedeemRequest, RedemptionFilter, RedemptionStore, RequestOrigin,
+};
+use std::collections::HashMap;
+
+const NOW: i64 = 1_767_225_600;
+
+fn project(name: &str) -> Project {
+    Project {
+        id: new_id(),
+        name: name.into(),
+        description: String::new(),
+        enabled: true,
+        expires_at: None,
+        created_at: NOW,
+        updated_at: NOW,
+        rules: CodeRules::default(),
+        quotas: Quotas::default(),
+    }
+}
+
+fn new_code(code: &str, max_uses: i64) -> NewCode {
+    NewCode {
+        id: new_id(),
+        code: code.into(),
+        code_norm: code.into(),
+        disabled: false,
+        expires_at: None,
+        max_uses,
+        use_count: 0,
+        verified_at: None,
+        verified_by: None,
+        metadata: None,
+    }
+}
+
+fn request(p: &Project, code: &str, actor: &str) -> RedeemRequest {
+    RedeemRequest {
+        project_id: p.id.clone(),
+        quota: None,
+        code: code.into(),
+        code_norm: code.into(),
+        actor: Some(actor.into()),
+        reason: Some(format!("because {actor}")),
+        origin: RequestOrigin::default(),
+        now: NOW,
+    }
+}
+
+/// Interleaved attempts on several codes; returns each code's expected log (actors, newest first).
+async fn exercise(store: &SqliteStore, p: &Project, round: usize) -> HashMap<String, Vec<String>> {
+    let mut expected: HashMap<String, Vec<String>> = HashMap::new();
+    let names = ["ALPHA", "BRAVO", "CHARLIE", "DELTA"];
+    for step in 0..24 {
+        let code = names[(step * 7 + round) % names.len()];
+        let actor = format!("r{round}s{step}");
+        let outcome = if step % 5 == 4 {
+            store.reactivate(request(p, code, &actor)).await.unwrap()
+        } else {
+            store.redeem(request(p, code, &actor)).await.unwrap()
+        };
+        // Every attempt on an existing code is logged, succeeded or not.
+        assert!(!matches!(outcome, RedeemOutcome::QuotaExhausted));
+        expected.entry(code.to_owned()).or_default().insert(0, actor);
+    }
+    // Attempts on a code that does not exist leave no log.
+    let missing = store.redeem(request(p, "NOSUCHCODE", "nobody")).await.unwrap();
+    assert!(matches!(missing, RedeemOutcome::Failure(_, None)));
+    expected
+}
+
+async fn code_id(store: &SqliteStore, p: &Project, code: &str) -> String {
+    store.find_code(&p.id, code).await.unwrap().unwrap().id
+}
+
+fn actors(logs: &[RedemptionLog]) -> Vec<String> {
+    logs.iter().map(|l| l.actor.clone().unwrap()).collect()
+}
+
+async fn assert_logs(store: &SqliteStore, p: &Project, expected: &HashMap<String, Vec<String>>) {
+    for (code, want) in expected {
+        let id = code_id(store, p, code).await;
+        let got = store.code_redemptions(&id, 1000).await.unwrap();
+        assert_eq!(actors(&got), *want, "{code}");
+        assert!(got.iter().all(|l| l.code_id == id && l.code == *code));
+        let newest_two = store.code_redemptions(&id, 2).await.unwrap();
+        assert_eq!(actors(&newest_two), want[..2.min(want.len())].to_vec());
+
+        // The filtered log of the project says the same, page by page, and counts it.
+        let filter = RedemptionFilter { result: None, code_id: Some(id.clone()) };
+        let mut paged = Vec::new();
+        for page in 1.. {
+            let got = store.list_redemptions(&p.id, &filter, page, 4).await.unwrap();
+            assert_eq!(got.total as usize, want.len());
+            if got.items.is_empty() {
+                break;
+            }
+            paged.extend(actors(&got.items));
+        }
+        assert_eq!(paged, *want, "{code}, by pages");
+        let failed = RedemptionFilter { result: Some("failed".into()), code_id: Some(id.clone()) };
+        let got = store.list_redemptions(&p.id, &failed, 1, 100).await.unwrap();
+        assert!(got.items.iter().all(|l| l.result == "failed" && l.code_id == id));
+        let all = store.list_redemptions(&p.id, &RedemptionFilter::default(), 1, 10_000).await.unwrap();
+        let failures_of_code = all.items.iter().filter(|l| l.code_id == id && l.result == "failed").count();
+        assert_eq!(got.total as usize, failures_of_code);
+    }
+}
+
+async fn seeded(path: &std::path::Path) -> (SqliteStore, Project) {
+    let store = SqliteStore::open(path).unwrap();
+    let p = project("log");
+    store.create_project(&p).await.unwrap();
+    let codes = vec![new_code("ALPHA", 1), new_code("BRAVO", 3), new_code("CHARLIE", 2), new_code("DELTA", 1)];
+    store.insert_codes(&p.id, None, codes, NOW).await.unwrap();
+    (store, p)
+}
+
+fn merge(mut older: HashMap<String, Vec<String>>, newer: HashMap<String, Vec<String>>) -> HashMap<String, Vec<String>> {
+    for (code, mut logs) in newer {
+        let old = older.remove(&code).unwrap_or_default();
+        logs.extend(old);
+        older.insert(code, logs);
+    }
+    older
+}
+
+#[tokio::test]
+async fn each_code_sees_exactly_its_own_attempts_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, p) = seeded(&dir.path().join("log.db")).await;
+    let first = exercise(&store, &p, 0).await;
+    assert_logs(&store, &p, &first).await;
+    let both = merge(first, exercise(&store, &p, 1).await);
+    assert_logs(&store, &p, &both).await;
+
+    // A deleted code's log stays in the project's log and is still found by its id.
+    let id = code_id(&store, &p, "BRAVO").await;
+    assert!(store.delete_code(&p.id, &id).await.unwrap());
+    let filter = RedemptionFilter { result: None, code_id: Some(id.clone()) };
+    let got = store.list_redemptions(&p.id, &filter, 1, 1000).await.unwrap();
+    assert_eq!(actors(&got.items), both["BRAVO"]);
+    assert_eq!(got.total as usize, both["BRAVO"].len());
+}
+
+#[tokio::test]
+async fn logs_written_before_the_chains_are_linked_on_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let (store, p) = seeded(&path).await;
+    let before = exercise(&store, &p, 2).await;
+    drop(store);
+    // Back to the schema before chains, as an older binary left it (its rows had no links).
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "ALTER TABLE codes DROP COLUMN log_head;
+             ALTER TABLE codes DROP COLUMN log_head_before;
+             ALTER TABLE redemptions DROP COLUMN previous_seq;
+             CREATE INDEX redemptions_by_code ON redemptions(code_id, seq);
+             CREATE INDEX redemptions_successes ON redemptions(project_id, seq) WHERE result = 'success';
+             DELETE FROM schema_migrations WHERE version >= 4;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_logs(&store, &p, &before).await;
+    // New attempts continue the linked chains.
+    let all = merge(before, exercise(&store, &p, 3).await);
+    assert_logs(&store, &p, &all).await;
+}
