@@ -1,3 +1,5 @@
+-- Less work per redemption (see docs/performance.md).
+--
 -- A code's log as a chain instead of an index by code. The index's leaf for a
 -- code sits on a random page, the second random page (after the code's own
 -- row) that every redemption dirtied and wrote to the WAL. Now the code row,
@@ -22,3 +24,15 @@ DROP INDEX redemptions_by_code;
 -- Recent successes of a project read redemptions_success_time (project_id,
 -- created_at, and the row id after them): the same order as this index.
 DROP INDEX redemptions_successes;
+
+-- Redemptions move the used counter themselves, once per group commit
+-- (sqlite/deferred.rs); the trigger follows the other changes that decide
+-- whether a code counts as used or disabled. Only redemptions change use_count.
+DROP TRIGGER codes_counted_update;
+CREATE TRIGGER codes_counted_update AFTER UPDATE OF disabled, max_uses ON codes BEGIN
+    UPDATE project_counters
+       SET disabled = disabled + NEW.disabled - OLD.disabled,
+           used = used + (NEW.disabled = 0 AND NEW.use_count >= NEW.max_uses)
+                       - (OLD.disabled = 0 AND OLD.use_count >= OLD.max_uses)
+     WHERE project_id = NEW.project_id;
+END;

@@ -186,6 +186,8 @@ fn redeem_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutcome> 
         .optional()?;
     match updated {
         Some((code, link)) => {
+            // The code was below max_uses and is enabled (the update's condition).
+            super::deferred::add_used(&code.project_id, i64::from(code.use_count >= code.max_uses));
             log_attempt(c, req, &code, link, RedemptionAction::Verify, "success", None)?;
             Ok(RedeemOutcome::Success(code))
         }
@@ -209,6 +211,8 @@ fn reactivate_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutco
         .optional()?;
     match updated {
         Some((code, link)) => {
+            let (before, now) = (code.use_count + 1 >= code.max_uses, code.use_count >= code.max_uses);
+            super::deferred::add_used(&code.project_id, i64::from(now) - i64::from(before));
             log_attempt(c, req, &code, link, RedemptionAction::Reactivate, "reactivated", req.reason.as_deref())?;
             Ok(RedeemOutcome::Success(code))
         }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod codes;
+mod deferred;
 mod migrate;
 mod projects;
 mod rows;

@@ -253,12 +253,15 @@ fn run_group(conn: &Connection, group: &mut Vec<Work>) {
         return;
     }
     let completions: Vec<(bool, Completion)> = group.drain(..).map(|job| job(conn)).collect();
-    if completions.iter().any(|(ok, _)| !ok) {
+    let all_ok = completions.iter().all(|(ok, _)| *ok);
+    let counters = if all_ok { super::deferred::apply(conn) } else { Ok(()) };
+    if !all_ok || counters.is_err() {
+        super::deferred::discard();
         // A failed bulk or lean job leaves nothing behind, nor does anything that shared its
         // transaction: the failed job answers with its own error, the others with this one.
-        let rolled_back = match conn.execute_batch("ROLLBACK") {
-            Ok(()) => StoreError::Unavailable("another write in the same transaction failed; retry".into()),
-            Err(e) => StoreError::from(e),
+        let rolled_back = match (conn.execute_batch("ROLLBACK"), counters) {
+            (Ok(()), Ok(())) => StoreError::Unavailable("another write in the same transaction failed; retry".into()),
+            (Ok(()), Err(e)) | (Err(e), _) => StoreError::from(e),
         };
         for (ok, done) in completions {
             done(if ok { Err(clone_error(&rolled_back)) } else { Ok(()) });
@@ -268,6 +271,7 @@ fn run_group(conn: &Connection, group: &mut Vec<Work>) {
     let committed = match conn.execute_batch("COMMIT") {
         Ok(()) => Ok(()),
         Err(e) => {
+            super::deferred::discard();
             tracing::error!(error = %e, "commit failed; every job in it is answered with the failure");
             let _ = conn.execute_batch("ROLLBACK");
             Err(StoreError::from(e))
