@@ -2,42 +2,15 @@
 //! page N is found by an index seek on positions (a project whose codes were
 //! never deleted) or by walking (after a deletion).
 
-use codegate_domain::ids::new_id;
-use codegate_domain::model::{CodeRules, Project, Quotas};
+mod support;
+
+use codegate_domain::model::Project;
 use codegate_storage::sqlite::SqliteStore;
 use codegate_storage::{CodeFilter, CodeStore, NewCode, PageAt, ProjectStore};
-
-const NOW: i64 = 1_767_225_600;
-
-fn project(name: &str) -> Project {
-    Project {
-        id: new_id(),
-        name: name.into(),
-        description: String::new(),
-        enabled: true,
-        expires_at: None,
-        created_at: NOW,
-        updated_at: NOW,
-        rules: CodeRules::default(),
-        quotas: Quotas::default(),
-    }
-}
+use support::{new_code, project, T0 as NOW};
 
 fn codes(prefix: &str, range: std::ops::Range<usize>) -> Vec<NewCode> {
-    range
-        .map(|i| NewCode {
-            id: new_id(),
-            code: format!("{prefix}-{i:05}"),
-            code_norm: format!("{prefix}{i:05}"),
-            disabled: false,
-            expires_at: None,
-            max_uses: 1,
-            use_count: 0,
-            verified_at: None,
-            verified_by: None,
-            metadata: None,
-        })
-        .collect()
+    range.map(|i| new_code(&format!("{prefix}-{i:05}"), &format!("{prefix}{i:05}"), 1)).collect()
 }
 
 /// Every code, newest first, by following cursors.
@@ -116,13 +89,9 @@ async fn positions_of_codes_stored_before_the_upgrade_are_filled_in() {
     // Back to the schema before positions, as an older binary left it.
     {
         let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(support::BEFORE_REDEMPTION_CHAINS).unwrap();
         c.execute_batch(
-            "ALTER TABLE codes DROP COLUMN log_head;
-             ALTER TABLE codes DROP COLUMN log_head_before;
-             ALTER TABLE redemptions DROP COLUMN previous_seq;
-             CREATE INDEX redemptions_by_code ON redemptions(code_id, seq);
-             CREATE INDEX redemptions_successes ON redemptions(project_id, seq) WHERE result = 'success';
-             DROP INDEX codes_position;
+            "DROP INDEX codes_position;
              ALTER TABLE codes DROP COLUMN position;
              ALTER TABLE project_counters DROP COLUMN next_position;
              CREATE TRIGGER codes_counted_insert AFTER INSERT ON codes BEGIN

@@ -5,11 +5,12 @@
 //! Without a reachable server the tests say so and pass locally; in CI
 //! (`CI=true`) they fail, so the suite can never be skipped silently there.
 
+mod support;
+
 use codegate_domain::codes::{check_reactivate, check_verify, CodeFacts, CodeState};
 use codegate_domain::ids::new_id;
 use codegate_domain::model::{
-    AccessToken, ApiKey, AuditEntry, Code, CodeCounts, CodeRules, Project, Quotas, RedemptionLog, Role, Scope, Session,
-    User,
+    AccessToken, ApiKey, AuditEntry, Code, CodeCounts, Project, Quotas, RedemptionLog, Role, Scope, Session, User,
 };
 use codegate_domain::normalize::normalize_code;
 use codegate_domain::RedeemFailure;
@@ -25,7 +26,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-const START: i64 = 1_767_225_600;
+const START: i64 = support::T0;
 
 // ------------------------------------------------------------------ databases
 
@@ -83,32 +84,11 @@ impl Drop for TestDb {
 // ------------------------------------------------------------------ helpers
 
 fn new_project(name: &str) -> Project {
-    Project {
-        id: new_id(),
-        name: name.into(),
-        description: String::new(),
-        enabled: true,
-        expires_at: None,
-        created_at: START,
-        updated_at: START,
-        rules: CodeRules::default(),
-        quotas: Quotas::default(),
-    }
+    support::project(name)
 }
 
 fn new_code(code: &str) -> NewCode {
-    NewCode {
-        id: new_id(),
-        code: code.to_owned(),
-        code_norm: normalize_code(code, true),
-        disabled: false,
-        expires_at: None,
-        max_uses: 1,
-        use_count: 0,
-        verified_at: None,
-        verified_by: None,
-        metadata: None,
-    }
+    support::new_code(code, &normalize_code(code, true), 1)
 }
 
 fn request(project: &Project, code: &str, now: i64) -> RedeemRequest {

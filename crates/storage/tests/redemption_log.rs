@@ -3,43 +3,18 @@
 //! whatever was interleaved with them, and filters and pages agree with the
 //! whole log. Logs written before the chains existed are linked on upgrade.
 
-use codegate_domain::ids::new_id;
-use codegate_domain::model::{CodeRules, Project, Quotas, RedemptionLog};
+mod support;
+
+use codegate_domain::model::{Project, RedemptionLog};
 use codegate_storage::sqlite::SqliteStore;
 use codegate_storage::{
-    CodeStore, NewCode, ProjectStore, RedeemOutcome, RedeemRequest, RedemptionFilter, RedemptionStore, RequestOrigin,
+    CodeStore, ProjectStore, RedeemOutcome, RedeemRequest, RedemptionFilter, RedemptionStore, RequestOrigin,
 };
 use std::collections::HashMap;
+use support::{project, T0 as NOW};
 
-const NOW: i64 = 1_767_225_600;
-
-fn project(name: &str) -> Project {
-    Project {
-        id: new_id(),
-        name: name.into(),
-        description: String::new(),
-        enabled: true,
-        expires_at: None,
-        created_at: NOW,
-        updated_at: NOW,
-        rules: CodeRules::default(),
-        quotas: Quotas::default(),
-    }
-}
-
-fn new_code(code: &str, max_uses: i64) -> NewCode {
-    NewCode {
-        id: new_id(),
-        code: code.into(),
-        code_norm: code.into(),
-        disabled: false,
-        expires_at: None,
-        max_uses,
-        use_count: 0,
-        verified_at: None,
-        verified_by: None,
-        metadata: None,
-    }
+fn new_code(code: &str, max_uses: i64) -> codegate_storage::NewCode {
+    support::new_code(code, code, max_uses)
 }
 
 fn request(p: &Project, code: &str, actor: &str) -> RedeemRequest {
@@ -161,15 +136,8 @@ async fn logs_written_before_the_chains_are_linked_on_upgrade() {
     // Back to the schema before chains, as an older binary left it (its rows had no links).
     {
         let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(
-            "ALTER TABLE codes DROP COLUMN log_head;
-             ALTER TABLE codes DROP COLUMN log_head_before;
-             ALTER TABLE redemptions DROP COLUMN previous_seq;
-             CREATE INDEX redemptions_by_code ON redemptions(code_id, seq);
-             CREATE INDEX redemptions_successes ON redemptions(project_id, seq) WHERE result = 'success';
-             DELETE FROM schema_migrations WHERE version >= 4;",
-        )
-        .unwrap();
+        c.execute_batch(support::BEFORE_REDEMPTION_CHAINS).unwrap();
+        c.execute_batch("DELETE FROM schema_migrations WHERE version >= 4").unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     assert_logs(&store, &p, &before).await;

@@ -2,9 +2,11 @@
 //! sequences through the `Store` traits agree with the domain rules, and the
 //! counters behind statistics always equal a recount of the codes.
 
+mod support;
+
 use codegate_domain::codes::{check_reactivate, check_verify, CodeFacts, CodeState};
 use codegate_domain::ids::new_id;
-use codegate_domain::model::{CodeCounts, CodeRules, Project, Quotas};
+use codegate_domain::model::{CodeCounts, Project};
 use codegate_domain::normalize::normalize_code;
 use codegate_storage::sqlite::SqliteStore;
 use codegate_storage::{
@@ -16,7 +18,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-const START: i64 = 1_767_225_600;
+const START: i64 = support::T0;
 /// The codes a sequence plays with; each op picks one and a way of typing it.
 const CODES: [&str; 5] = ["ALPHA-1", "BRAVO-2", "CHARLIE-3", "DELTA-4", "ECHO-5"];
 
@@ -62,17 +64,7 @@ fn typed(code: &str, how: usize) -> String {
 }
 
 fn new_project() -> Project {
-    Project {
-        id: new_id(),
-        name: "props".into(),
-        description: String::new(),
-        enabled: true,
-        expires_at: None,
-        created_at: START,
-        updated_at: START,
-        rules: CodeRules::default(),
-        quotas: Quotas::default(),
-    }
+    support::project("props")
 }
 
 fn request(project: &Project, code: &str, now: i64) -> RedeemRequest {

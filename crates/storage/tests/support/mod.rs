@@ -1,0 +1,59 @@
+//! Builders shared by the storage tests (each test file is its own crate and
+//! uses some of them).
+#![allow(dead_code)]
+
+use codegate_domain::ids::new_id;
+use codegate_domain::model::{CodeRules, Project, Quotas};
+use codegate_storage::NewCode;
+
+/// The tests' clock: 2026-01-01T00:00:00Z.
+pub const T0: i64 = 1_767_225_600;
+
+/// An enabled project with default rules, created at [`T0`].
+pub fn project(name: &str) -> Project {
+    Project {
+        id: new_id(),
+        name: name.into(),
+        description: String::new(),
+        enabled: true,
+        expires_at: None,
+        created_at: T0,
+        updated_at: T0,
+        rules: CodeRules::default(),
+        quotas: Quotas::default(),
+    }
+}
+
+/// A fresh, enabled, unused code without expiry or metadata.
+pub fn new_code(code: &str, code_norm: &str, max_uses: i64) -> NewCode {
+    NewCode {
+        id: new_id(),
+        code: code.into(),
+        code_norm: code_norm.into(),
+        disabled: false,
+        expires_at: None,
+        max_uses,
+        use_count: 0,
+        verified_at: None,
+        verified_by: None,
+        metadata: None,
+    }
+}
+
+/// SQL that takes a database back to before migration 0004 (redemption
+/// chains), as an older binary left it; the caller also deletes its row from
+/// `schema_migrations` (with those of any other migration it undoes).
+pub const BEFORE_REDEMPTION_CHAINS: &str = "
+    ALTER TABLE codes DROP COLUMN log_head;
+    ALTER TABLE codes DROP COLUMN log_head_before;
+    ALTER TABLE redemptions DROP COLUMN previous_seq;
+    CREATE INDEX redemptions_by_code ON redemptions(code_id, seq);
+    CREATE INDEX redemptions_successes ON redemptions(project_id, seq) WHERE result = 'success';
+    DROP TRIGGER codes_counted_update;
+    CREATE TRIGGER codes_counted_update AFTER UPDATE OF disabled, use_count, max_uses ON codes BEGIN
+        UPDATE project_counters
+           SET disabled = disabled + NEW.disabled - OLD.disabled,
+               used = used + (NEW.disabled = 0 AND NEW.use_count >= NEW.max_uses)
+                           - (OLD.disabled = 0 AND OLD.use_count >= OLD.max_uses)
+         WHERE project_id = NEW.project_id;
+    END;";
