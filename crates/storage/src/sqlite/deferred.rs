@@ -15,9 +15,19 @@ thread_local! {
 
 /// `delta` codes of `project_id` became used (negative: stopped being used).
 pub(super) fn add_used(project_id: &str, delta: i64) {
-    if delta != 0 {
-        USED.with(|m| *m.borrow_mut().entry(project_id.to_owned()).or_default() += delta);
+    if delta == 0 {
+        return;
     }
+    USED.with(|m| {
+        let mut used = m.borrow_mut();
+        // Every redemption of a group passes here: no key copy once the project has an entry.
+        match used.get_mut(project_id) {
+            Some(sum) => *sum += delta,
+            None => {
+                used.insert(project_id.to_owned(), delta);
+            }
+        }
+    });
 }
 
 /// Writes the changes into the transaction about to commit, and forgets them.

@@ -103,8 +103,9 @@ const PAGE_SIZE: u32 = 2048;
 /// Page cache of the writer and of each reader, in KiB.
 const WRITER_CACHE_KIB: u32 = 8 * 1024;
 const READER_CACHE_KIB: u32 = 4 * 1024;
-/// The writer's cache while bulk loads run: a 10,000-code chunk dirties about
-/// as many random pages of the lookup index, plus the appended ones.
+/// The writer's cache while bulk loads run: a sorted chunk of codes walks the
+/// lookup index once, and pages it dirtied stay here instead of being spilled
+/// to the WAL early (see `writer::CachePolicy`).
 const BULK_CACHE_KIB: u32 = 64 * 1024;
 
 impl SqliteStore {
