@@ -156,11 +156,12 @@ async fn run(args: &Args, server: &Server) -> Result<Report> {
         let plan = Arc::new(signer.verify_plan(&pid, &codes[used..used + share]));
         progress(&format!("verify at {conns} connections ({share} codes signed)"));
         server.rss.take_window_peak();
+        let cpu = server.rss.cpu_secs();
         let r = run_step(server.addr, plan, conns, duration).await;
         let rss = server.rss.take_window_peak();
         verify_rss = verify_rss.max(rss);
         used += (r.requests as usize).min(share);
-        rows.push(Row::new("verify", conns, r, rss));
+        rows.push(Row::new("verify", conns, r, rss, server.rss.cpu_secs() - cpu));
         settle().await;
     }
 
@@ -180,16 +181,20 @@ async fn run(args: &Args, server: &Server) -> Result<Report> {
     for (name, plan) in reads {
         progress(&format!("{name} at {} connections", args.read_connections));
         server.rss.take_window_peak();
+        let cpu = server.rss.cpu_secs();
         let r = run_step(server.addr, Arc::new(plan), args.read_connections, read_time).await;
-        rows.push(Row::new(name, args.read_connections, r, server.rss.take_window_peak()));
+        let cpu = server.rss.cpu_secs() - cpu;
+        rows.push(Row::new(name, args.read_connections, r, server.rss.take_window_peak(), cpu));
     }
 
     progress(&format!("/healthz at {} connections", args.healthz_connections));
     server.rss.take_window_peak();
     let host = server.addr.to_string();
+    let cpu = server.rss.cpu_secs();
     let r =
         run_step(server.addr, Arc::new(unsigned_get_plan(&host, "/healthz")), args.healthz_connections, duration).await;
-    rows.push(Row::new("healthz", args.healthz_connections, r, server.rss.take_window_peak()));
+    let cpu = server.rss.cpu_secs() - cpu;
+    rows.push(Row::new("healthz", args.healthz_connections, r, server.rss.take_window_peak(), cpu));
 
     let mut report = Report {
         machine: Machine::probe(load_at_start),

@@ -86,13 +86,16 @@ pub struct Row {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub peak_rss_mb: f64,
+    /// The server's CPU time (user and system) per request, in microseconds.
+    pub server_cpu_us: f64,
     pub note: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub error_samples: Vec<String>,
 }
 
 impl Row {
-    pub fn new(name: &str, connections: usize, r: StepResult, peak_rss: u64) -> Row {
+    /// `server_cpu_secs`: CPU time the server used during the step.
+    pub fn new(name: &str, connections: usize, r: StepResult, peak_rss: u64, server_cpu_secs: f64) -> Row {
         let ms = |q: f64| r.histogram.value_at_quantile(q) as f64 / 1000.0;
         Row {
             name: name.to_owned(),
@@ -105,6 +108,7 @@ impl Row {
             p99_ms: ms(0.99),
             max_ms: r.histogram.max() as f64 / 1000.0,
             peak_rss_mb: peak_rss as f64 / MB,
+            server_cpu_us: if r.requests > 0 { server_cpu_secs * 1e6 / r.requests as f64 } else { 0.0 },
             note: if r.exhausted { "stopped early: its share of codes ran out".to_owned() } else { String::new() },
             error_samples: r.error_samples,
         }
@@ -265,13 +269,23 @@ impl Report {
         }
         s.push_str(&format!("\nCodes to redeem from: {}.\n\n", self.codes_source));
         s.push_str(
-            "| requests | conns | requests/s | p50 ms | p99 ms | max ms | errors | total | peak RSS MB | note |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+            "| requests | conns | requests/s | p50 ms | p99 ms | max ms | errors | total | peak RSS MB | server CPU µs/req | note |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         );
         for r in &self.rows {
             s.push_str(&format!(
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {:.1} | {} |\n",
-                r.name, r.connections, r.rps, r.p50_ms, r.p99_ms, r.max_ms, r.errors, r.requests, r.peak_rss_mb, r.note
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {:.1} | {:.0} | {} |\n",
+                r.name,
+                r.connections,
+                r.rps,
+                r.p50_ms,
+                r.p99_ms,
+                r.max_ms,
+                r.errors,
+                r.requests,
+                r.peak_rss_mb,
+                r.server_cpu_us,
+                r.note
             ));
         }
         s.push_str(&format!(

@@ -321,5 +321,5 @@ async fn signed(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Principa
         crate::replay::SignedFacts { api_key: &key.api_key, method: &parts.method, nonce, signature, timestamp: ts };
     state.defences.replay.check(facts, now).await?;
     state.touch_api_key(&key.api_key, &key.id, key.last_used_at, now);
-    Ok(Principal::ApiKey { key_id: key.id, api_key: key.api_key, project_id: key.project_id })
+    Ok(Principal::ApiKey { key_id: key.id.clone(), api_key: key.api_key.clone(), project_id: key.project_id.clone() })
 }

@@ -52,8 +52,15 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
             }
             Ok(v.to_owned())
         });
-        let path = parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |o| o.0.path()).to_owned();
-        Ok(IdempotencyKey { key, method: parts.method.to_string(), path })
+        // What the fingerprint covers; only kept when there is a key to fingerprint.
+        let (method, path) = match key {
+            Some(_) => (
+                parts.method.to_string(),
+                parts.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |o| o.0.path()).to_owned(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        Ok(IdempotencyKey { key, method, path })
     }
 }
 

@@ -21,18 +21,18 @@ const CAPACITY: usize = 10_000;
 
 #[derive(Default)]
 pub struct Lookups {
-    keys: TtlMap<ApiKey>,
+    keys: TtlMap<Arc<ApiKey>>,
     projects: TtlMap<Arc<Project>>,
     opened: Mutex<HashMap<Vec<u8>, Arc<str>>>,
 }
 
 impl Lookups {
     /// The API key with this public id, from memory when fresh.
-    pub async fn api_key(&self, store: &dyn Store, api_key: &str) -> StoreResult<Option<ApiKey>> {
+    pub async fn api_key(&self, store: &dyn Store, api_key: &str) -> StoreResult<Option<Arc<ApiKey>>> {
         if let Some(key) = self.keys.get(api_key) {
             return Ok(Some(key));
         }
-        let key = store.find_api_key(api_key).await?;
+        let key = store.find_api_key(api_key).await?.map(Arc::new);
         if let Some(k) = &key {
             self.keys.put(api_key, k.clone());
         }
@@ -59,7 +59,7 @@ impl Lookups {
     /// Keeps the copy's `last_used_at` in step with the one just written, so
     /// the once-a-minute refresh is not repeated for every cached request.
     pub fn note_key_used(&self, api_key: &str, at: i64) {
-        self.keys.update(api_key, |k| k.last_used_at = Some(at));
+        self.keys.update(api_key, |k| Arc::make_mut(k).last_used_at = Some(at));
     }
 
     /// The plain secret sealed in `sealed` for the API key `context`.

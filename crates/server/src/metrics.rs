@@ -21,6 +21,8 @@ use axum::response::Response;
 use codegate_storage::RedeemOutcome;
 use metrics::SharedString;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -118,18 +120,45 @@ fn describe() {
 /// Counts and times every answer. Layered on the router, so the matched
 /// route template (not the raw path) is known; requests matching no route are `unmatched`.
 pub async fn track(req: Request, next: Next) -> Response {
-    let route: SharedString = match req.extensions().get::<MatchedPath>() {
-        Some(p) => SharedString::from_owned(p.as_str().to_owned()),
-        None => SharedString::const_str("unmatched"),
-    };
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = method_label(req.method());
     let started = Instant::now();
     let response = next.run(req).await;
-    let status = response.status().as_str().to_owned();
-    metrics::histogram!(HTTP_DURATION, "route" => route.clone(), "method" => method)
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status).increment(1);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (duration, count) = http_series(route, method, response.status().as_u16());
+    duration.record(started.elapsed().as_secs_f64());
+    count.increment(1);
     response
+}
+
+/// One route's series: its latency histogram and its request counter for one status.
+type HttpSeries = (metrics::Histogram, metrics::Counter);
+/// By (method, status), then by route template.
+type HttpSeriesMap = HashMap<(&'static str, u16), HashMap<String, HttpSeries>>;
+
+thread_local! {
+    /// Series handles by (method, status) and route template. Looking a series up in the
+    /// recorder builds and hashes its labels; a handle is kept instead. Bounded: routes,
+    /// methods and status codes are all finite sets.
+    static HTTP_SERIES: RefCell<HttpSeriesMap> = RefCell::default();
+    static REDEMPTION_SERIES: RefCell<HashMap<(&'static str, &'static str), metrics::Counter>> = RefCell::default();
+}
+
+fn http_series(route: &str, method: &'static str, status: u16) -> HttpSeries {
+    HTTP_SERIES.with(|series| {
+        let mut series = series.borrow_mut();
+        let by_route = series.entry((method, status)).or_default();
+        if let Some(known) = by_route.get(route) {
+            return known.clone();
+        }
+        let route_label = SharedString::from_owned(route.to_owned());
+        let made = (
+            metrics::histogram!(HTTP_DURATION, "route" => route_label.clone(), "method" => method),
+            metrics::counter!(HTTP_REQUESTS, "route" => route_label, "method" => method, "status" => status.to_string()),
+        );
+        by_route.insert(route.to_owned(), made.clone());
+        made
+    })
 }
 
 fn method_label(m: &Method) -> &'static str {
@@ -153,7 +182,13 @@ pub fn redemption(verify: bool, outcome: &RedeemOutcome) {
         RedeemOutcome::QuotaExhausted => "QUOTA_EXHAUSTED",
     };
     let operation = if verify { "verify" } else { "reactivate" };
-    metrics::counter!(REDEMPTIONS, "operation" => operation, "result" => result).increment(1);
+    REDEMPTION_SERIES.with(|series| {
+        series
+            .borrow_mut()
+            .entry((operation, result))
+            .or_insert_with(|| metrics::counter!(REDEMPTIONS, "operation" => operation, "result" => result))
+            .increment(1)
+    });
 }
 
 /// A database pool's use at one moment.

@@ -3,10 +3,16 @@
 use crate::config::ServerConfig;
 use crate::secrets::MasterKey;
 use codegate_storage::Store;
+use std::ops::Deref;
 use std::sync::Arc;
 
+/// Handed to every handler and middleware: cloned several times per request,
+/// so a clone is one reference count (the master key is not copied, nor
+/// wiped again on every drop).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub store: Arc<dyn Store>,
     pub master_key: MasterKey,
     pub config: Arc<ServerConfig>,
@@ -14,6 +20,14 @@ pub struct AppState {
     pub defences: Arc<crate::limits::Defences>,
     /// Cached API keys and projects for the signed hot path.
     pub lookups: Arc<crate::lookups::Lookups>,
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 /// Unix seconds, UTC.
@@ -36,7 +50,7 @@ impl AppState {
         config: Arc<ServerConfig>,
         defences: Arc<crate::limits::Defences>,
     ) -> AppState {
-        AppState { store, master_key, config, defences, lookups: Arc::default() }
+        AppState(Arc::new(Shared { store, master_key, config, defences, lookups: Arc::default() }))
     }
 
     pub fn touch_api_key(&self, api_key: &str, id: &str, last_used_at: Option<i64>, now: i64) {

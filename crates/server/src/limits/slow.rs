@@ -30,14 +30,25 @@ pub struct DeadlineBody {
     started: Instant,
     received: u64,
     grace: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// When the next frame is due.
+    due: Instant,
+    /// Armed (at `due`) the first time the body is not there yet: a small body
+    /// that came with the request head never needs a timer.
+    timer: Option<Pin<Box<Sleep>>>,
     flag: TimedOut,
 }
 
 impl DeadlineBody {
     pub fn wrap(inner: Body, grace: Duration, flag: TimedOut) -> Body {
         let started = Instant::now();
-        Body::new(DeadlineBody { inner, started, received: 0, grace, timer: Box::pin(tokio::time::sleep(grace)), flag })
+        Body::new(DeadlineBody { inner, started, received: 0, grace, due: started + grace, timer: None, flag })
+    }
+
+    fn arm(&mut self) -> Pin<&mut Sleep> {
+        if self.timer.is_none() {
+            self.timer = Some(Box::pin(tokio::time::sleep_until(self.due)));
+        }
+        self.timer.as_mut().expect("armed just now").as_mut()
     }
 
     /// The next frame is due by the earlier of "no stall longer than the
@@ -60,12 +71,14 @@ impl http_body::Body for DeadlineBody {
                     if let Some(data) = f.data_ref() {
                         this.received += data.len() as u64;
                     }
-                    let deadline = this.next_deadline();
-                    this.timer.as_mut().reset(deadline);
+                    this.due = this.next_deadline();
+                    if let Some(timer) = &mut this.timer {
+                        timer.as_mut().reset(this.due);
+                    }
                 }
                 Poll::Ready(frame)
             }
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
+            Poll::Pending => match this.arm().poll(cx) {
                 Poll::Ready(()) => {
                     this.flag.0.store(true, Ordering::Relaxed);
                     Poll::Ready(Some(Err(axum::Error::new("the request body arrived too slowly"))))

@@ -22,44 +22,55 @@ use codegate_domain::ids::new_id;
 use codegate_domain::model::AuditEntry;
 use codegate_storage::RequestOrigin;
 
+/// A path of the management and SDK API.
+macro_rules! api_path {
+    ($path:literal) => {
+        concat!("/api/v1", $path)
+    };
+}
+
 pub fn router(state: AppState) -> Router {
+    // Full paths rather than `nest`: a nested route rewrites every request's URI on the way in.
     let api = Router::new()
-        .route("/auth/login", post(session::login))
-        .route("/auth/logout", post(session::logout))
-        .route("/auth/me", get(session::me))
-        .route("/auth/password", post(session::change_password))
-        .route("/users", get(users::list).post(users::create))
-        .route("/users/{id}", patch(users::update).delete(users::remove))
-        .route("/tokens", get(tokens::list).post(tokens::create))
-        .route("/tokens/{id}", delete(tokens::revoke))
-        .route("/tokens/{id}/rotate", post(tokens::rotate))
-        .route("/overview", get(logs::overview))
-        .route("/audit-log", get(logs::audit_log))
-        .route("/projects", post(projects::create).get(projects::list))
-        .route("/projects/{pid}", get(sdk::get_project).patch(projects::update).delete(projects::remove))
-        .route("/projects/{pid}/statistics", get(sdk::statistics))
-        .route("/projects/{pid}/overview", get(logs::project_overview))
-        .route("/projects/{pid}/redemptions", get(logs::redemptions))
-        .route("/projects/{pid}/batches", get(codes::batches))
-        .route("/projects/{pid}/codes", get(sdk::list_codes))
-        .route("/projects/{pid}/codes/verify", post(sdk::verify))
-        .route("/projects/{pid}/codes/reactivate", post(sdk::reactivate))
-        .route("/projects/{pid}/codes/generate", post(codes::generate))
-        .route("/projects/{pid}/codes/import", post(codes::import))
-        .route("/projects/{pid}/codes/export", get(codes::export))
-        .route("/projects/{pid}/codes/bulk", post(codes::bulk))
-        .route("/projects/{pid}/codes/by-code/{code}", get(sdk::get_code_by_code))
-        .route("/projects/{pid}/codes/{code_id}", get(sdk::get_code).patch(codes::update).delete(codes::remove))
-        .route("/projects/{pid}/api-keys", post(keys::create).get(keys::list))
-        .route("/projects/{pid}/api-keys/{key_id}", patch(keys::update).delete(keys::remove))
-        .route("/projects/{pid}/api-keys/{key_id}/rotate", post(keys::rotate));
+        .route(api_path!("/auth/login"), post(session::login))
+        .route(api_path!("/auth/logout"), post(session::logout))
+        .route(api_path!("/auth/me"), get(session::me))
+        .route(api_path!("/auth/password"), post(session::change_password))
+        .route(api_path!("/users"), get(users::list).post(users::create))
+        .route(api_path!("/users/{id}"), patch(users::update).delete(users::remove))
+        .route(api_path!("/tokens"), get(tokens::list).post(tokens::create))
+        .route(api_path!("/tokens/{id}"), delete(tokens::revoke))
+        .route(api_path!("/tokens/{id}/rotate"), post(tokens::rotate))
+        .route(api_path!("/overview"), get(logs::overview))
+        .route(api_path!("/audit-log"), get(logs::audit_log))
+        .route(api_path!("/projects"), post(projects::create).get(projects::list))
+        .route(api_path!("/projects/{pid}"), get(sdk::get_project).patch(projects::update).delete(projects::remove))
+        .route(api_path!("/projects/{pid}/statistics"), get(sdk::statistics))
+        .route(api_path!("/projects/{pid}/overview"), get(logs::project_overview))
+        .route(api_path!("/projects/{pid}/redemptions"), get(logs::redemptions))
+        .route(api_path!("/projects/{pid}/batches"), get(codes::batches))
+        .route(api_path!("/projects/{pid}/codes"), get(sdk::list_codes))
+        .route(api_path!("/projects/{pid}/codes/verify"), post(sdk::verify))
+        .route(api_path!("/projects/{pid}/codes/reactivate"), post(sdk::reactivate))
+        .route(api_path!("/projects/{pid}/codes/generate"), post(codes::generate))
+        .route(api_path!("/projects/{pid}/codes/import"), post(codes::import))
+        .route(api_path!("/projects/{pid}/codes/export"), get(codes::export))
+        .route(api_path!("/projects/{pid}/codes/bulk"), post(codes::bulk))
+        .route(api_path!("/projects/{pid}/codes/by-code/{code}"), get(sdk::get_code_by_code))
+        .route(
+            api_path!("/projects/{pid}/codes/{code_id}"),
+            get(sdk::get_code).patch(codes::update).delete(codes::remove),
+        )
+        .route(api_path!("/projects/{pid}/api-keys"), post(keys::create).get(keys::list))
+        .route(api_path!("/projects/{pid}/api-keys/{key_id}"), patch(keys::update).delete(keys::remove))
+        .route(api_path!("/projects/{pid}/api-keys/{key_id}/rotate"), post(keys::rotate));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs))
-        .nest("/api/v1", api)
+        .merge(api)
         .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

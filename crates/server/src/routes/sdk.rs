@@ -20,6 +20,7 @@ use codegate_domain::model::{Code, Project, Scope};
 use codegate_domain::normalize::normalize_code;
 use codegate_storage::{CodeFilter, PageAt, RedeemOutcome, RedeemRequest};
 use serde::Deserialize;
+use std::sync::Arc;
 
 /// How many log rows a code's detail carries.
 const CODE_LOG_LIMIT: u32 = 100;
@@ -32,11 +33,11 @@ pub(crate) async fn project_for(
     principal: &Principal,
     pid: &str,
     scope: Scope,
-) -> Result<Project, ApiError> {
+) -> Result<Arc<Project>, ApiError> {
     principal.require(scope, Some(pid))?;
     check_id(pid, "project")?;
     let project =
-        state.lookups.project(state.store.as_ref(), pid).await?.ok_or(ApiError::NotFound { what: "project" })?;
+        state.lookups.shared_project(state.store.as_ref(), pid).await?.ok_or(ApiError::NotFound { what: "project" })?;
     if principal.is_api_key() && scope == Scope::Read {
         if !project.enabled {
             return Err(ApiError::unauthorized("PROJECT_DISABLED", "the project is disabled"));
@@ -56,7 +57,7 @@ pub async fn get_project(
 ) -> Result<Json<ProjectDto>, ApiError> {
     let project = project_for(&state, &caller.principal, &pid, Scope::Read).await?;
     let counts = state.store.code_counts(&project, now()).await?;
-    Ok(Json(ProjectDto::new(project, Some(counts))))
+    Ok(Json(ProjectDto::new(Project::clone(&project), Some(counts))))
 }
 
 #[utoipa::path(get, path = "/api/v1/projects/{pid}/statistics", tag = "sdk", params(("pid" = String, Path, description = "Project id (32 hex)")), responses((status = 200, body = ProjectStatisticsDto), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")), security(("bearer" = []), ("hmac" = [])))]
@@ -71,7 +72,7 @@ pub async fn statistics(
     let usage_rate =
         if counts.total == 0 { 0.0 } else { (counts.used as f64 / counts.total as f64 * 10_000.0).round() / 10_000.0 };
     Ok(Json(ProjectStatisticsDto {
-        project_id: project.id,
+        project_id: project.id.clone(),
         counts: counts.into(),
         usage_rate,
         recent_verifications: recent

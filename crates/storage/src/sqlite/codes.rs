@@ -68,7 +68,9 @@ struct LogLink {
 
 /// The row id the next log row gets (inside the write transaction: nobody else inserts).
 fn next_log_seq(c: &Connection) -> StoreResult<i64> {
-    Ok(c.prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM redemptions")?.query_row([], |r| r.get(0))?)
+    super::deferred::next_log_seq(|| {
+        Ok(c.prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM redemptions")?.query_row([], |r| r.get(0))?)
+    })
 }
 
 /// Makes the next log row the newest of the code's chain (for attempts that change nothing else).
