@@ -4,6 +4,7 @@
 mod accounts;
 mod codes;
 mod deferred;
+mod durability;
 mod migrate;
 mod projects;
 mod rows;
@@ -86,7 +87,9 @@ fn without_memory_statistics() {
 }
 
 /// Settings every connection gets. `synchronous = FULL` makes each commit
-/// durable before anyone is told it succeeded.
+/// durable before anyone is told it succeeded; the writer connection then
+/// hands that sync to a thread of its own (`durability.rs`), which answers
+/// nobody before it.
 fn configure(conn: &Connection, cache_kib: u32) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.execute_batch(&format!(

@@ -2,9 +2,12 @@
 //!
 //! Every write runs on one thread that owns the write connection. Jobs that
 //! arrive while a commit is in progress, or while the next transaction is
-//! still open, run together in that transaction, each inside its own savepoint (one failing job does not
-//! undo the others), and all of them are answered only after that transaction
-//! has committed durably. Concurrent redemptions therefore share one fsync.
+//! still open, run together in that transaction, each inside its own
+//! savepoint (one failing job does not undo the others), and all of them are
+//! answered only after that transaction has committed durably: the sync
+//! thread (`super::durability`) answers them once an `fdatasync` of the WAL
+//! that began after their commit has returned, while this thread already
+//! runs the next transaction. Concurrent redemptions therefore share one sync.
 //!
 //! Redemptions skip the savepoint (a "lean" job): it costs two statements and a
 //! sub-journal copy of every page the job touches, and a redemption only fails
@@ -22,8 +25,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Called once the job's transaction has committed (`Ok`) or failed.
-type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
+use super::durability::{Completion, Syncer};
 /// Runs the job; says whether it succeeded, and how to answer once the transaction ends.
 type Work = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 
@@ -50,11 +52,6 @@ enum Guard {
 /// How many jobs one transaction takes at most.
 const MAX_GROUP: usize = 1024;
 
-/// How long a group transaction waits, once, for callers still on their way
-/// (see [`run_group`]), when the previous one held at least [`SIBLINGS`] jobs.
-const COMMIT_DELAY: Duration = Duration::from_micros(200);
-const SIBLINGS: usize = 4;
-
 /// The writer's page cache, in KiB: `normal` for everyday writes, `bulk` while
 /// bulk jobs keep arriving. The bulk cache is given back once no bulk job has
 /// come for [`BULK_LINGER`], so a server that loaded a million codes serves
@@ -76,10 +73,11 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn start(conn: Connection, cache: CachePolicy) -> Writer {
+        let syncer = sync_apart(&conn);
         let (jobs, rx) = mpsc::channel::<Job>(8192);
         std::thread::Builder::new()
             .name("codegate-sqlite-writer".into())
-            .spawn(move || run_writer(conn, rx, cache))
+            .spawn(move || run_writer(conn, rx, cache, syncer))
             .expect("spawn the SQLite writer thread");
         Writer { jobs }
     }
@@ -133,6 +131,26 @@ impl Writer {
     }
 }
 
+/// For a WAL database in a file: commits stop syncing (`synchronous = NORMAL`)
+/// and a [`Syncer`] makes them durable before anyone is answered. Otherwise
+/// (or when that cannot be set up) commits keep syncing themselves.
+fn sync_apart(conn: &Connection) -> Option<Syncer> {
+    let path = conn.path().filter(|p| !p.is_empty())?;
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).ok()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return None;
+    }
+    let syncer = match Syncer::start(std::path::Path::new(path)) {
+        Ok(syncer) => syncer,
+        Err(e) => {
+            tracing::warn!(error = %e, "no sync thread: every commit syncs the WAL itself");
+            return None;
+        }
+    };
+    conn.execute_batch("PRAGMA synchronous = NORMAL").ok()?;
+    Some(syncer)
+}
+
 fn run_caught<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
     catch_unwind(AssertUnwindSafe(|| f(conn)))
         .unwrap_or_else(|_| Err(StoreError::Internal("a database job panicked".into())))
@@ -148,7 +166,7 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult
     result
 }
 
-fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>, cache: CachePolicy) {
+fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>, cache: CachePolicy, syncer: Option<Syncer>) {
     let mut solo: Option<Work> = None;
     let mut bulk = BulkCache::new(cache);
     // Only for waiting with a deadline while the bulk cache is held.
@@ -159,8 +177,6 @@ fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>, cache: CachePolicy)
             return;
         }
     };
-    // Jobs in the last group transaction: how many callers write at once.
-    let mut last_group = 0;
     loop {
         let first = if bulk.held() {
             match waiter.block_on(async { tokio::time::timeout(BULK_LINGER, rx.recv()).await }) {
@@ -187,14 +203,13 @@ fn run_writer(conn: Connection, mut rx: mpsc::Receiver<Job>, cache: CachePolicy)
                     }
                     Err(_) => None,
                 };
-                let expected = if last_group >= SIBLINGS { last_group } else { 0 };
-                last_group = run_group(&conn, work, &mut more, expected);
+                run_group(&conn, work, &mut more, syncer.as_ref());
             }
             Job::Solo(work) => solo = Some(work),
         }
         if let Some(work) = solo.take() {
             bulk.hold(&conn);
-            run_group(&conn, work, &mut || None, 0);
+            run_group(&conn, work, &mut || None, syncer.as_ref());
             bulk.last_job = Instant::now();
         }
     }
@@ -253,39 +268,25 @@ fn set_cache(conn: &Connection, kib: u32) -> bool {
 }
 
 /// One transaction for `first` and the jobs `more` hands over while it is
-/// open; each is answered after the commit (or its failure). Savepoint jobs
-/// undo their own failure; any other failure rolls it all back.
-///
-/// When the transaction holds fewer than `expected` jobs and no more are
-/// waiting, the writer waits [`COMMIT_DELAY`] once for the callers still on
-/// their way: the commit's fsync is the dearest part of a small job, and under
-/// concurrency a few more jobs per commit cost less than the wait.
-/// Returns how many jobs the transaction held.
-fn run_group(conn: &Connection, first: Work, more: &mut dyn FnMut() -> Option<Work>, expected: usize) -> usize {
+/// open; each is answered after the commit (or its failure), through the
+/// `syncer` when there is one. Savepoint jobs undo their own failure; any
+/// other failure rolls it all back.
+fn run_group(conn: &Connection, first: Work, more: &mut dyn FnMut() -> Option<Work>, syncer: Option<&Syncer>) {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "could not begin a write transaction");
         // Dropping the job drops its answer channel: the caller sees the writer as unavailable.
         drop(first);
-        return 0;
+        return;
     }
     super::deferred::begin();
-    let mut completions: Vec<(bool, Completion)> = Vec::with_capacity(expected.max(16));
+    let mut completions: Vec<(bool, Completion)> = Vec::with_capacity(64);
     completions.push(first(conn));
     let mut all_ok = completions[0].0;
-    let mut waited = false;
     while all_ok && completions.len() < MAX_GROUP {
-        match more() {
-            Some(job) => {
-                let (ok, done) = job(conn);
-                all_ok &= ok;
-                completions.push((ok, done));
-            }
-            None if !waited && completions.len() < expected => {
-                std::thread::sleep(COMMIT_DELAY);
-                waited = true;
-            }
-            None => break,
-        }
+        let Some(job) = more() else { break };
+        let (ok, done) = job(conn);
+        all_ok &= ok;
+        completions.push((ok, done));
     }
     let jobs = completions.len();
     let counters = if all_ok { super::deferred::apply(conn) } else { Ok(()) };
@@ -300,7 +301,7 @@ fn run_group(conn: &Connection, first: Work, more: &mut dyn FnMut() -> Option<Wo
         for (ok, done) in completions {
             done(if ok { Err(clone_error(&rolled_back)) } else { Ok(()) });
         }
-        return jobs;
+        return;
     }
     let committed = match conn.execute_batch("COMMIT") {
         Ok(()) => Ok(()),
@@ -312,10 +313,14 @@ fn run_group(conn: &Connection, first: Work, more: &mut dyn FnMut() -> Option<Wo
         }
     };
     metrics::histogram!("codegate_sqlite_group_commit_jobs").record(jobs as f64);
-    for (_, done) in completions {
-        done(committed.as_ref().map(|_| ()).map_err(clone_error));
+    match (committed, syncer) {
+        (Ok(()), Some(syncer)) => syncer.answer_when_durable(completions.into_iter().map(|(_, done)| done).collect()),
+        (committed, _) => {
+            for (_, done) in completions {
+                done(committed.as_ref().map(|_| ()).map_err(clone_error));
+            }
+        }
     }
-    jobs
 }
 
 fn clone_error(e: &StoreError) -> StoreError {
@@ -453,5 +458,18 @@ mod tests {
         first.await.unwrap().unwrap();
         assert_eq!((inside, outside), (1, 0), "it saw the first job's row before that was committed");
         assert_eq!(rows(&w).await, vec![1]);
+    }
+
+    #[tokio::test]
+    async fn commits_are_answered_only_once_the_wal_is_synced() {
+        let (w, dir) = start();
+        // Commits leave the syncing to the sync thread.
+        let sync_mode: i64 = w.run(|c| Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?)).await.unwrap();
+        assert_eq!(sync_mode, 1, "NORMAL");
+        spawn_job(&w, true, |c| insert(c, 1)).await.unwrap().unwrap();
+        // A WAL the sync thread cannot find: the commit happens, but nobody is told it succeeded.
+        std::fs::remove_file(dir.path().join("w.db-wal")).unwrap();
+        let answer = spawn_job(&w, true, |c| insert(c, 2)).await.unwrap();
+        assert!(matches!(answer, Err(StoreError::Unavailable(_))), "{answer:?}");
     }
 }
