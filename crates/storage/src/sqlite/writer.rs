@@ -247,7 +247,8 @@ impl BulkCache {
     fn release(&mut self, conn: &Connection) {
         if self.held {
             self.held = !set_cache(conn, self.policy.normal_kib);
-            // SQLite has freed the pages; hand the memory back to the system too.
+            // SQLite has freed the pages (into the C library's malloc, which SQLite uses
+            // whatever Rust's global allocator is); hand that memory back to the system too.
             #[cfg(target_os = "linux")]
             // SAFETY: malloc_trim only walks the allocator's own free lists.
             unsafe {
