@@ -122,11 +122,11 @@ fn config(listen: SocketAddr, data: DataArgs) -> ServerConfig {
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read before `main`: pages freed after a bulk load go back
-/// to the system within a second instead of ten, so the server's RSS while it
+/// to the system within three seconds instead of ten, so the server's RSS while it
 /// serves stays near its working set. (A reference to an array: one C pointer.)
 #[cfg(not(target_env = "msvc"))]
 #[export_name = "_rjem_malloc_conf"]
-static JEMALLOC_CONF: &[u8; 37] = b"dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+static JEMALLOC_CONF: &[u8; 37] = b"dirty_decay_ms:3000,muzzy_decay_ms:0\0";
 
 #[tokio::main]
 async fn main() {
