@@ -5,6 +5,16 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
+# The signing tests (Rust and Python) check every signer against the shared
+# vectors, which live beside the repository (../shared), not in it. Say so at
+# once instead of failing half an hour in.
+export CODEGATE_VECTORS="${CODEGATE_VECTORS:-$root/../shared/vectors/signature_v1.json}"
+if [ ! -f "$CODEGATE_VECTORS" ]; then
+    echo "signature vectors not found at $CODEGATE_VECTORS" >&2
+    echo "(clone next to ../shared, or set CODEGATE_VECTORS to signature_v1.json)" >&2
+    exit 1
+fi
+
 bash scripts/services.sh
 
 echo "== build"

@@ -730,3 +730,23 @@ async fn a_newer_database_is_refused() {
     s.base = base;
     assert_eq!(verify(&s, &key, &pid, &codes[0]).await["success"], true, "nothing was lost");
 }
+
+/// The binary's allocator is jemalloc with the options compiled into it
+/// (`_rjem_malloc_conf` in `main.rs`): freed pages go back within three seconds,
+/// which keeps the serving RSS near its working set after a bulk load. A typo
+/// in the option string or a lost export would only show as a warning on stderr
+/// and a slower return of memory, so this asks jemalloc itself what it runs with.
+#[test]
+fn the_allocator_runs_with_the_configured_decay() {
+    let out = Command::new(BIN)
+        .arg("--help")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
+        .output()
+        .expect("run codegate --help");
+    assert!(out.status.success());
+    let stats = String::from_utf8_lossy(&out.stderr);
+    assert!(!stats.contains("Invalid conf"), "jemalloc rejected an option:\n{stats}");
+    for option in ["opt.dirty_decay_ms: 3000", "opt.muzzy_decay_ms: 0"] {
+        assert!(stats.contains(option), "jemalloc does not report {option:?}; its stats:\n{stats}");
+    }
+}
