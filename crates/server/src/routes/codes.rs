@@ -157,20 +157,17 @@ pub async fn generate(
     let mut remaining = b.count as usize;
     let mut fruitless_rounds = 0;
     while remaining > 0 {
-        let chunk: Vec<NewCode> = {
-            // The RNG is not Send: draw the whole chunk before the next await.
-            let mut rng = rand::rng();
-            let mut drawn: Vec<(String, String)> = (0..remaining.min(BULK_CHUNK))
-                .map(|_| {
-                    let code = pattern.generate(&mut rng);
-                    (normalize_code(&code, project.rules.normalize), code)
-                })
-                .collect();
-            // Random codes have no order of their own. Inserted in index order, a chunk walks
-            // the lookup index once, and each of its pages is written once per chunk.
-            drawn.sort_unstable();
-            drawn
-                .into_iter()
+        // The whole shortfall is drawn and sorted before anything is written, so
+        // its chunks cover disjoint ranges of the lookup index, one after the
+        // other: each chunk extends its own part of the index instead of
+        // touching nearly every leaf of it (and writing each to the WAL again).
+        let drawn = draw_sorted(&pattern, project.rules.normalize, remaining).await?;
+        let mut drawn = drawn.into_iter().peekable();
+        let mut inserted = 0;
+        while drawn.peek().is_some() {
+            let chunk: Vec<NewCode> = drawn
+                .by_ref()
+                .take(BULK_CHUNK)
                 .map(|(code_norm, code)| NewCode {
                     id: new_id(),
                     code_norm,
@@ -183,21 +180,22 @@ pub async fn generate(
                     verified_by: None,
                     metadata: b.metadata.clone(),
                 })
-                .collect()
-        };
-        let codes: Vec<String> = if inline { chunk.iter().map(|c| c.code.clone()).collect() } else { Vec::new() };
-        let report = state.store.insert_codes(&project.id, Some(&batch.id), chunk, now).await?;
-        if inline {
-            let mut skipped = report.duplicates.iter().peekable();
-            for (i, code) in codes.into_iter().enumerate() {
-                if skipped.next_if_eq(&&i).is_none() {
-                    shown.push(code);
+                .collect();
+            let codes: Vec<String> = if inline { chunk.iter().map(|c| c.code.clone()).collect() } else { Vec::new() };
+            let report = state.store.insert_codes(&project.id, Some(&batch.id), chunk, now).await?;
+            if inline {
+                let mut skipped = report.duplicates.iter().peekable();
+                for (i, code) in codes.into_iter().enumerate() {
+                    if skipped.next_if_eq(&&i).is_none() {
+                        shown.push(code);
+                    }
                 }
             }
+            inserted += report.inserted as usize;
         }
-        remaining -= report.inserted as usize;
+        remaining -= inserted;
         // Collisions are retried; a pattern that keeps colliding is nearly full.
-        fruitless_rounds = if report.inserted == 0 { fruitless_rounds + 1 } else { 0 };
+        fruitless_rounds = if inserted == 0 { fruitless_rounds + 1 } else { 0 };
         if fruitless_rounds >= 5 {
             return Err(ApiError::Conflict {
                 code: "PATTERN_EXHAUSTED",
@@ -226,6 +224,27 @@ pub async fn generate(
         StatusCode::CREATED,
         Json(GenerateAnswer { batch_id: batch.id, count: b.count, codes: shown, codes_inline: inline }),
     ))
+}
+
+/// `count` fresh codes as (normalized, as shown) pairs, sorted by the
+/// normalized form and without repeats (a repeat would only be refused by the
+/// unique index). Drawn on a blocking thread: a million take a moment.
+async fn draw_sorted(pattern: &Pattern, normalize: bool, count: usize) -> Result<Vec<(String, String)>, ApiError> {
+    let pattern = pattern.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut rng = rand::rng();
+        let mut drawn: Vec<(String, String)> = (0..count)
+            .map(|_| {
+                let code = pattern.generate(&mut rng);
+                (normalize_code(&code, normalize), code)
+            })
+            .collect();
+        drawn.sort_unstable();
+        drawn.dedup_by(|later, earlier| later.0 == earlier.0);
+        drawn
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("drawing codes failed: {e}")))
 }
 
 /// One row of an import, after parsing.
