@@ -478,3 +478,86 @@ async fn a_million_codes_in_one_request_are_all_unique() {
     let (_, st) = s.admin(Method::GET, &format!("/api/v1/projects/{pid}/statistics"), None).await;
     assert_eq!(st["total_codes"], 1_000_000);
 }
+
+async fn import(s: &TestServer, pid: &str, content_type: &str, body: String) -> Value {
+    let resp = patient()
+        .post(s.url(&format!("/api/v1/projects/{pid}/codes/import")))
+        .bearer_auth(&s.token)
+        .header("Content-Type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, r) = common::read(resp).await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    r
+}
+
+fn rejections(r: &Value) -> Vec<(u64, String)> {
+    r["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (x["line"].as_u64().unwrap(), x["reason"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// More rows than one write chunk (100,000), in no order: rows are written in
+/// code order, read again from where the first walk found them, so line numbers,
+/// fields of multi-line records, and which of two equal codes is kept must
+/// survive that.
+#[tokio::test]
+async fn a_large_import_keeps_every_row_its_fields_and_its_line() {
+    let s = TestServer::start().await;
+    let pid = s.create_project("large-import").await;
+    const ROWS: u64 = 150_001;
+    let mut csv = String::from("code,max_uses,note,metadata\n");
+    let mut line = 1;
+    let mut expected_rejections = Vec::new();
+    for i in 0..ROWS {
+        // A permutation of 0..ROWS: the file is not in code order.
+        let n = (i * 7919) % ROWS;
+        line += 1;
+        match i {
+            // A quoted field over two lines: the next record starts a line later.
+            10 => csv.push_str(&format!("L-{n:07},2,\"first\nsecond\",\"{{\"\"n\"\":{n}}}\"\n")),
+            _ if i % 50_000 == 7 => csv.push_str(&format!("L-{n:07},x,,\n")),
+            _ => csv.push_str(&format!("L-{n:07},,,\n")),
+        }
+        if i == 10 {
+            line += 1;
+        }
+        if i % 50_000 == 7 {
+            expected_rejections.push((line, "max_uses must be an integer".to_owned()));
+        }
+    }
+    // The same code again, normalised differently, near the end: the later line is the duplicate.
+    csv.push_str(&format!("l-{:07},,,\n", 10 * 7919 % ROWS));
+    line += 1;
+    expected_rejections.push((line, "duplicate code".to_owned()));
+
+    let r = import(&s, &pid, "text/csv", csv).await;
+    assert_eq!(rejections(&r), expected_rejections, "{}", r["rejected"]);
+    assert_eq!(r["imported"].as_u64(), Some(ROWS - 3));
+    let (_, st) = s.admin(Method::GET, &format!("/api/v1/projects/{pid}/statistics"), None).await;
+    assert_eq!(st["total_codes"].as_u64(), Some(ROWS - 3));
+    let n = 10 * 7919 % ROWS;
+    let (_, c) = s.admin(Method::GET, &format!("/api/v1/projects/{pid}/codes/by-code/L-{n:07}"), None).await;
+    assert_eq!((c["max_uses"].as_i64(), &c["metadata"]), (Some(2), &json!({ "n": n })), "{c}");
+    let text = export(&s, &pid, "format=csv").await;
+    let codes: HashSet<&str> = text.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
+    assert_eq!(codes.len() as u64, ROWS - 3);
+
+    // JSON Lines, with blank lines between rows: line numbers count them.
+    let pid = s.create_project("jsonl-import").await;
+    let body = "{\"code\":\"J-1\",\"max_uses\":3}\n\n{\"code\":\"J-0\"}\n{\"code\":\"j-1\"}\n  \nnot json\n{\"code\":\"J-2\",\"metadata\":{\"a\":1}}";
+    let r = import(&s, &pid, "application/x-ndjson", body.to_owned()).await;
+    let rejected = rejections(&r);
+    assert_eq!(rejected.iter().map(|x| x.0).collect::<Vec<_>>(), vec![4, 6], "{}", r["rejected"]);
+    assert_eq!(rejected[0].1, "duplicate code");
+    assert_eq!(r["imported"], 3);
+    let (_, c) = s.admin(Method::GET, &format!("/api/v1/projects/{pid}/codes/by-code/J-1"), None).await;
+    assert_eq!(c["max_uses"], 3, "the earlier of two equal codes is kept: {c}");
+    let (_, c) = s.admin(Method::GET, &format!("/api/v1/projects/{pid}/codes/by-code/J-2"), None).await;
+    assert_eq!(c["metadata"], json!({"a": 1}));
+}

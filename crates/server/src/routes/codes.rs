@@ -260,9 +260,6 @@ pub(crate) struct ImportRow {
     verified_by: Option<String>,
 }
 
-/// A parsed row with its line number, or why it was refused (with the code when known).
-type ParsedRow = (u64, Result<ImportRow, (Option<String>, String)>);
-
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Rejection {
     line: u64,
@@ -294,26 +291,36 @@ fn parse_bool(field: &str, s: &str) -> Result<Option<bool>, String> {
     }
 }
 
-/// Parses CSV with a header row naming at least `code`.
-fn parse_csv(body: &[u8]) -> Result<impl Iterator<Item = Result<ParsedRow, ApiError>> + '_, ApiError> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(body);
-    let headers = reader.headers().map_err(|e| ApiError::validation(format!("invalid CSV header: {e}")))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
-    let code_col = col("code").ok_or_else(|| ApiError::validation("the CSV header must name a 'code' column"))?;
-    let cols = [
-        col("expires_at"),
-        col("max_uses"),
-        col("metadata"),
-        col("disabled"),
-        col("use_count"),
-        col("verified_at"),
-        col("verified_by"),
-    ];
-    Ok(reader.into_records().map(move |record| {
-        let record = record.map_err(|e| ApiError::validation(format!("invalid CSV: {e}")))?;
-        let line = record.position().map_or(0, |p| p.line());
+/// Where a row of an import body starts, and its line number (for answers).
+#[derive(Clone, Copy)]
+struct RowStart {
+    line: u64,
+    offset: u64,
+}
+
+/// A parsed row where it starts, or why it was refused (with the code when known).
+type ParsedRow = (RowStart, Result<ImportRow, (Option<String>, String)>);
+
+/// Which CSV column holds which field, from the header row.
+struct CsvColumns {
+    code: usize,
+    /// expires_at, max_uses, metadata, disabled, use_count, verified_at, verified_by.
+    fields: [Option<usize>; 7],
+}
+
+impl CsvColumns {
+    fn from_headers(headers: &csv::StringRecord) -> Result<CsvColumns, ApiError> {
+        let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+        let code = col("code").ok_or_else(|| ApiError::validation("the CSV header must name a 'code' column"))?;
+        let fields =
+            ["expires_at", "max_uses", "metadata", "disabled", "use_count", "verified_at", "verified_by"].map(col);
+        Ok(CsvColumns { code, fields })
+    }
+
+    fn row(&self, record: &csv::StringRecord) -> Result<ImportRow, (Option<String>, String)> {
         let get = |c: Option<usize>| c.and_then(|i| record.get(i)).unwrap_or("");
-        let code = record.get(code_col).map(str::to_owned);
+        let code = record.get(self.code).map(str::to_owned);
+        let cols = &self.fields;
         let parsed = (|| -> Result<ImportRow, String> {
             let metadata = get(cols[2]).trim();
             Ok(ImportRow {
@@ -331,28 +338,99 @@ fn parse_csv(body: &[u8]) -> Result<impl Iterator<Item = Result<ParsedRow, ApiEr
                 verified_by: Some(get(cols[6]).to_owned()).filter(|s| !s.is_empty()),
             })
         })();
-        Ok((line, parsed.map_err(|reason| (code, reason))))
+        parsed.map_err(|reason| (code, reason))
+    }
+}
+
+fn csv_reader(body: &[u8]) -> Result<(csv::Reader<&[u8]>, CsvColumns), ApiError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(body);
+    let headers = reader.headers().map_err(|e| ApiError::validation(format!("invalid CSV header: {e}")))?;
+    let columns = CsvColumns::from_headers(headers)?;
+    Ok((reader, columns))
+}
+
+/// Parses CSV with a header row naming at least `code`.
+fn parse_csv(body: &[u8]) -> Result<impl Iterator<Item = Result<ParsedRow, ApiError>> + '_, ApiError> {
+    let (reader, columns) = csv_reader(body)?;
+    Ok(reader.into_records().map(move |record| {
+        let record = record.map_err(|e| ApiError::validation(format!("invalid CSV: {e}")))?;
+        let at = record
+            .position()
+            .map_or(RowStart { line: 0, offset: 0 }, |p| RowStart { line: p.line(), offset: p.byte() });
+        Ok((at, columns.row(&record)))
     }))
+}
+
+fn jsonl_row(line: &[u8]) -> Result<ImportRow, (Option<String>, String)> {
+    serde_json::from_slice::<ImportRow>(line).map_err(|e| {
+        let code = serde_json::from_slice::<Value>(line).ok().and_then(|v| v["code"].as_str().map(str::to_owned));
+        (code, format!("invalid JSON line: {e}"))
+    })
 }
 
 /// Parses JSON Lines: one object per line; blank lines are skipped.
 fn parse_jsonl(body: &[u8]) -> impl Iterator<Item = ParsedRow> + '_ {
-    body.split(|b| *b == b'\n').enumerate().filter(|(_, l)| !l.iter().all(u8::is_ascii_whitespace)).map(|(i, line)| {
-        let parsed = serde_json::from_slice::<ImportRow>(line).map_err(|e| {
-            let code = serde_json::from_slice::<Value>(line).ok().and_then(|v| v["code"].as_str().map(str::to_owned));
-            (code, format!("invalid JSON line: {e}"))
-        });
-        (i as u64 + 1, parsed)
-    })
+    let mut offset = 0u64;
+    body.split(|b| *b == b'\n')
+        .enumerate()
+        .map(move |(i, line)| {
+            let at = RowStart { line: i as u64 + 1, offset };
+            offset += line.len() as u64 + 1;
+            (at, line)
+        })
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|(at, line)| (at, jsonl_row(line)))
 }
 
 /// The rows of an import body, parsed as they are read: a million-row file is
-/// walked twice (count, then insert in chunks) rather than held parsed in memory.
+/// walked once to check it, then read again row by row in the order the codes are
+/// written (see [`RowReader`]), rather than held parsed in memory.
 fn import_rows(
     body: &[u8],
     jsonl: bool,
 ) -> Result<Box<dyn Iterator<Item = Result<ParsedRow, ApiError>> + Send + '_>, ApiError> {
     Ok(if jsonl { Box::new(parse_jsonl(body).map(Ok)) } else { Box::new(parse_csv(body)?) })
+}
+
+/// Reads single rows of an import body again, where the first walk found them.
+enum RowReader<'a> {
+    Csv { reader: Box<csv::Reader<std::io::Cursor<&'a [u8]>>>, columns: CsvColumns, record: csv::StringRecord },
+    Jsonl(&'a [u8]),
+}
+
+impl<'a> RowReader<'a> {
+    fn new(body: &'a [u8], jsonl: bool) -> Result<RowReader<'a>, ApiError> {
+        if jsonl {
+            return Ok(RowReader::Jsonl(body));
+        }
+        let (_, columns) = csv_reader(body)?;
+        // Rows are read one at a time from wherever they start: a small buffer, refilled at each seek.
+        let reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .has_headers(false)
+            .buffer_capacity(256)
+            .from_reader(std::io::Cursor::new(body));
+        Ok(RowReader::Csv { reader: Box::new(reader), columns, record: csv::StringRecord::new() })
+    }
+
+    fn row_at(&mut self, at: RowStart) -> Result<ImportRow, (Option<String>, String)> {
+        match self {
+            RowReader::Jsonl(body) => {
+                let rest = usize::try_from(at.offset).ok().and_then(|o| body.get(o..)).unwrap_or_default();
+                jsonl_row(rest.split(|b| *b == b'\n').next().unwrap_or_default())
+            }
+            RowReader::Csv { reader, columns, record } => {
+                let mut position = csv::Position::new();
+                position.set_byte(at.offset).set_line(at.line);
+                let read = reader.seek(position).and_then(|()| reader.read_record(record));
+                match read {
+                    Ok(true) => columns.row(record),
+                    Ok(false) => Err((None, "the row could not be read again".into())),
+                    Err(e) => Err((None, format!("invalid CSV: {e}"))),
+                }
+            }
+        }
+    }
 }
 
 fn to_new_code(project: &Project, row: ImportRow) -> Result<NewCode, String> {
@@ -397,13 +475,25 @@ pub async fn import(
         content_type.contains("ndjson") || content_type.contains("jsonl") || content_type.contains("json-lines");
     let limit = state.config.max_import_bytes;
     let body = crate::extract::read_body(request.into_body(), limit).await?;
-    // First pass: the file is well-formed and the quota has room, before anything is written.
+    // First walk: the file is well-formed, which rows are valid, and the quota has room, before
+    // anything is written. Valid rows are only noted (code and where the row starts).
     let (mut requested, mut parsed) = (0i64, 0u64);
+    let mut rejected = Vec::new();
+    let mut valid: Vec<(String, RowStart)> = Vec::new();
     for row in import_rows(&body, jsonl)? {
+        let (at, row) = row?;
         requested += 1;
-        parsed += u64::from(row?.1.is_ok());
+        parsed += u64::from(row.is_ok());
+        match row.and_then(|r| to_new_code(&project, r).map_err(|e| (None, e))) {
+            Ok(code) => valid.push((code.code_norm, at)),
+            Err((code, reason)) => rejected.push(Rejection { line: at.line, code, reason }),
+        }
     }
     check_code_quota(&state, &project, parsed).await?;
+    // Written in index order, like generated codes (see `generate`): each chunk extends its
+    // own range of the lookup index. Stable, so that of two rows with the same code the
+    // earlier line is written first and kept.
+    valid.sort_by(|a, b| a.0.cmp(&b.0));
 
     let now = now();
     let batch = Batch {
@@ -417,32 +507,26 @@ pub async fn import(
         created_at: now,
     };
     state.store.create_batch(&batch).await?;
-    let mut rejected = Vec::new();
-    let mut pending: Vec<(u64, NewCode)> = Vec::new();
+    let mut rows = RowReader::new(&body, jsonl)?;
     let mut imported = 0;
-    // One chunk is written while the next is parsed; chunks still commit one after another.
+    // One chunk is written while the next is read; chunks still commit one after another.
     let mut in_flight: Option<tokio::task::JoinHandle<Result<Flushed, ApiError>>> = None;
-    for row in import_rows(&body, jsonl)? {
-        let (line, row) = row?;
-        match row.and_then(|r| to_new_code(&project, r).map_err(|e| (None, e))) {
-            Ok(code) => pending.push((line, code)),
-            Err((code, reason)) => rejected.push(Rejection { line, code, reason }),
-        }
-        if pending.len() >= BULK_CHUNK {
-            if let Some(previous) = in_flight.take() {
-                imported += settle(previous, &mut rejected).await?;
+    for part in valid.chunks(BULK_CHUNK) {
+        let mut chunk = Vec::with_capacity(part.len());
+        for &(_, at) in part {
+            match rows.row_at(at).and_then(|r| to_new_code(&project, r).map_err(|e| (None, e))) {
+                Ok(code) => chunk.push((at.line, code)),
+                Err((code, reason)) => rejected.push(Rejection { line: at.line, code, reason }),
             }
-            let flushing =
-                flush(state.clone(), project.id.clone(), batch.id.clone(), std::mem::take(&mut pending), now);
-            in_flight = Some(tokio::spawn(flushing));
         }
+        if let Some(previous) = in_flight.take() {
+            imported += settle(previous, &mut rejected).await?;
+        }
+        in_flight = Some(tokio::spawn(flush(state.clone(), project.id.clone(), batch.id.clone(), chunk, now)));
     }
     if let Some(previous) = in_flight.take() {
         imported += settle(previous, &mut rejected).await?;
     }
-    let last = flush(state.clone(), project.id.clone(), batch.id.clone(), pending, now).await?;
-    imported += last.imported;
-    rejected.extend(last.rejected);
     rejected.sort_by_key(|r| r.line);
     audit(
         &state,
