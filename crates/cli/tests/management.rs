@@ -550,14 +550,19 @@ async fn a_large_import_keeps_every_row_its_fields_and_its_line() {
 
     // JSON Lines, with blank lines between rows: line numbers count them.
     let pid = s.create_project("jsonl-import").await;
-    let body = "{\"code\":\"J-1\",\"max_uses\":3}\n\n{\"code\":\"J-0\"}\n{\"code\":\"j-1\"}\n  \nnot json\n{\"code\":\"J-2\",\"metadata\":{\"a\":1}}";
+    let body = "{\"code\":\"J-1\",\"max_uses\":3}\n\n{\"code\":\"J-0\"}\n{\"code\":\"j-1\"}\n  \nnot json\n{\"code\":\"J-2\",\"metadata\":{\"a\":1}}\n{\"code\":\"J-4\",\"metadata\":{\"a\":1}}\n{\"code\":\"J-3\",\"metadata\":{\"a\":2}}";
     let r = import(&s, &pid, "application/x-ndjson", body.to_owned()).await;
     let rejected = rejections(&r);
     assert_eq!(rejected.iter().map(|x| x.0).collect::<Vec<_>>(), vec![4, 6], "{}", r["rejected"]);
     assert_eq!(rejected[0].1, "duplicate code");
-    assert_eq!(r["imported"], 3);
+    assert_eq!(r["imported"], 5);
     let (_, c) = s.admin(Method::GET, &format!("/api/v1/projects/{pid}/codes/by-code/J-1"), None).await;
     assert_eq!(c["max_uses"], 3, "the earlier of two equal codes is kept: {c}");
-    let (_, c) = s.admin(Method::GET, &format!("/api/v1/projects/{pid}/codes/by-code/J-2"), None).await;
-    assert_eq!(c["metadata"], json!({"a": 1}));
+    // Each row keeps its own metadata, whatever the rows written next to it carry.
+    for (code, metadata) in
+        [("J-0", Value::Null), ("J-2", json!({"a": 1})), ("J-3", json!({"a": 2})), ("J-4", json!({"a": 1}))]
+    {
+        let (_, c) = s.admin(Method::GET, &format!("/api/v1/projects/{pid}/codes/by-code/{code}"), None).await;
+        assert_eq!(c["metadata"], metadata, "{code}: {c}");
+    }
 }

@@ -398,7 +398,16 @@ fn insert_in(
     )?;
     let mut report = InsertReport::default();
     let (mut disabled, mut used) = (0i64, 0i64);
+    // The codes of one bulk request usually share their metadata: its JSON text is
+    // made once per run of equal values, not once per row.
+    let mut metadata: Option<(&serde_json::Value, String)> = None;
     for (i, n) in codes.iter().enumerate() {
+        let metadata_text = n.metadata.as_ref().map(|value| {
+            if !matches!(&metadata, Some((last, _)) if *last == value) {
+                metadata = Some((value, value.to_string()));
+            }
+            metadata.as_ref().map_or("", |(_, text)| text.as_str())
+        });
         let changed = stmt.execute(params![
             n.id,
             project_id,
@@ -411,7 +420,7 @@ fn insert_in(
             n.verified_at,
             n.verified_by,
             batch_id,
-            json_text(&n.metadata),
+            metadata_text,
             now,
             next_position
         ])?;
