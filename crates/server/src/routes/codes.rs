@@ -492,8 +492,13 @@ pub async fn import(
     check_code_quota(&state, &project, parsed).await?;
     // Written in index order, like generated codes (see `generate`): each chunk extends its
     // own range of the lookup index. Stable, so that of two rows with the same code the
-    // earlier line is written first and kept.
-    valid.sort_by(|a, b| a.0.cmp(&b.0));
+    // earlier line is written first and kept. A million rows take a moment: not on a worker.
+    let valid = tokio::task::spawn_blocking(move || {
+        valid.sort_by(|a, b| a.0.cmp(&b.0));
+        valid
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("sorting the import failed: {e}")))?;
 
     let now = now();
     let batch = Batch {
