@@ -475,30 +475,13 @@ pub async fn import(
         content_type.contains("ndjson") || content_type.contains("jsonl") || content_type.contains("json-lines");
     let limit = state.config.max_import_bytes;
     let body = crate::extract::read_body(request.into_body(), limit).await?;
-    // First walk: the file is well-formed, which rows are valid, and the quota has room, before
-    // anything is written. Valid rows are only noted (code and where the row starts).
-    let (mut requested, mut parsed) = (0i64, 0u64);
-    let mut rejected = Vec::new();
-    let mut valid: Vec<(String, RowStart)> = Vec::new();
-    for row in import_rows(&body, jsonl)? {
-        let (at, row) = row?;
-        requested += 1;
-        parsed += u64::from(row.is_ok());
-        match row.and_then(|r| to_new_code(&project, r).map_err(|e| (None, e))) {
-            Ok(code) => valid.push((code.code_norm, at)),
-            Err((code, reason)) => rejected.push(Rejection { line: at.line, code, reason }),
-        }
-    }
+    // Parsing a large file takes a while: it runs on the blocking pool, off the async workers.
+    let walked = {
+        let (body, project) = (body.clone(), project.clone());
+        on_blocking_pool(move || first_walk(&body, jsonl, &project)).await??
+    };
+    let FirstWalk { requested, parsed, mut rejected, valid } = walked;
     check_code_quota(&state, &project, parsed).await?;
-    // Written in index order, like generated codes (see `generate`): each chunk extends its
-    // own range of the lookup index. Stable, so that of two rows with the same code the
-    // earlier line is written first and kept. A million rows take a moment: not on a worker.
-    let valid = tokio::task::spawn_blocking(move || {
-        valid.sort_by(|a, b| a.0.cmp(&b.0));
-        valid
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("sorting the import failed: {e}")))?;
 
     let now = now();
     let batch = Batch {
@@ -512,22 +495,20 @@ pub async fn import(
         created_at: now,
     };
     state.store.create_batch(&batch).await?;
-    let mut rows = RowReader::new(&body, jsonl)?;
     let mut imported = 0;
     // One chunk is written while the next is read; chunks still commit one after another.
     let mut in_flight: Option<tokio::task::JoinHandle<Result<Flushed, ApiError>>> = None;
     for part in valid.chunks(BULK_CHUNK) {
-        let mut chunk = Vec::with_capacity(part.len());
-        for &(_, at) in part {
-            match rows.row_at(at).and_then(|r| to_new_code(&project, r).map_err(|e| (None, e))) {
-                Ok(code) => chunk.push((at.line, code)),
-                Err((code, reason)) => rejected.push(Rejection { line: at.line, code, reason }),
-            }
-        }
+        let starts: Vec<RowStart> = part.iter().map(|(_, at)| *at).collect();
+        let chunk = {
+            let (body, project) = (body.clone(), project.clone());
+            on_blocking_pool(move || read_rows(&body, jsonl, &project, &starts)).await??
+        };
+        rejected.extend(chunk.rejected);
         if let Some(previous) = in_flight.take() {
             imported += settle(previous, &mut rejected).await?;
         }
-        in_flight = Some(tokio::spawn(flush(state.clone(), project.id.clone(), batch.id.clone(), chunk, now)));
+        in_flight = Some(tokio::spawn(flush(state.clone(), project.id.clone(), batch.id.clone(), chunk.codes, now)));
     }
     if let Some(previous) = in_flight.take() {
         imported += settle(previous, &mut rejected).await?;
@@ -547,6 +528,59 @@ pub async fn import(
     )
     .await?;
     Ok(Json(ImportAnswer { batch_id: batch.id, imported, rejected }))
+}
+
+/// What the first walk over an import body found, before anything is written.
+struct FirstWalk {
+    requested: i64,
+    /// Rows that parsed (what the quota is checked against).
+    parsed: u64,
+    rejected: Vec<Rejection>,
+    /// Each valid row's normalised code and where the row starts, in index order:
+    /// stable, so that of two rows with the same code the earlier line comes first
+    /// and is the one kept.
+    valid: Vec<(String, RowStart)>,
+}
+
+/// Checks every row of an import body; valid rows are only noted, not kept parsed.
+fn first_walk(body: &[u8], jsonl: bool, project: &Project) -> Result<FirstWalk, ApiError> {
+    let mut walked = FirstWalk { requested: 0, parsed: 0, rejected: Vec::new(), valid: Vec::new() };
+    for row in import_rows(body, jsonl)? {
+        let (at, row) = row?;
+        walked.requested += 1;
+        walked.parsed += u64::from(row.is_ok());
+        match row.and_then(|r| to_new_code(project, r).map_err(|e| (None, e))) {
+            Ok(code) => walked.valid.push((code.code_norm, at)),
+            Err((code, reason)) => walked.rejected.push(Rejection { line: at.line, code, reason }),
+        }
+    }
+    // Written in this order, like generated codes (see `generate`): each chunk extends
+    // its own range of the lookup index.
+    walked.valid.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(walked)
+}
+
+/// One chunk's rows, read again: the codes with their lines, and rows refused on the way.
+struct ChunkRows {
+    codes: Vec<(u64, NewCode)>,
+    rejected: Vec<Rejection>,
+}
+
+/// The rows of one chunk, read again from where the first walk found them.
+fn read_rows(body: &[u8], jsonl: bool, project: &Project, starts: &[RowStart]) -> Result<ChunkRows, ApiError> {
+    let mut rows = RowReader::new(body, jsonl)?;
+    let mut read = ChunkRows { codes: Vec::with_capacity(starts.len()), rejected: Vec::new() };
+    for &at in starts {
+        match rows.row_at(at).and_then(|r| to_new_code(project, r).map_err(|e| (None, e))) {
+            Ok(code) => read.codes.push((at.line, code)),
+            Err((code, reason)) => read.rejected.push(Rejection { line: at.line, code, reason }),
+        }
+    }
+    Ok(read)
+}
+
+async fn on_blocking_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::internal(format!("an import step failed: {e}")))
 }
 
 /// What writing one chunk of an import did.
