@@ -566,7 +566,8 @@ struct ChunkRows {
     rejected: Vec<Rejection>,
 }
 
-/// The rows of one chunk, read again from where the first walk found them.
+/// The rows of one chunk, read again from where the first walk found them, in that
+/// (index) order; their ids are drawn here, so they follow it too.
 fn read_rows(body: &[u8], jsonl: bool, project: &Project, starts: &[RowStart]) -> Result<ChunkRows, ApiError> {
     let mut rows = RowReader::new(body, jsonl)?;
     let mut read = ChunkRows { codes: Vec::with_capacity(starts.len()), rejected: Vec::new() };
@@ -593,19 +594,14 @@ async fn flush(
     state: AppState,
     project_id: String,
     batch_id: String,
-    mut chunk: Vec<(u64, NewCode)>,
+    chunk: Vec<(u64, NewCode)>,
     now: i64,
 ) -> Result<Flushed, ApiError> {
     if chunk.is_empty() {
         return Ok(Flushed { imported: 0, rejected: Vec::new() });
     }
-    // In index order, like generated codes (see `generate`); stable, so that of two rows with
-    // the same code the earlier line is the one kept. Codes of one chunk are stored in this order.
-    chunk.sort_by(|a, b| a.1.code_norm.cmp(&b.1.code_norm));
-    // Time-ordered ids drawn in stored order keep the id index an append.
-    for (_, code) in &mut chunk {
-        code.id = new_id();
-    }
+    // Already in index order (see `first_walk`), with time-ordered ids drawn in that
+    // order by `read_rows`: the id index is appended to.
     let (lines, codes): (Vec<u64>, Vec<NewCode>) = chunk.into_iter().unzip();
     let names: Vec<String> = codes.iter().map(|c| c.code.clone()).collect();
     let report = state.store.insert_codes(&project_id, Some(&batch_id), codes, now).await?;
