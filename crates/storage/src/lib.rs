@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod postgres;
+mod records;
 pub mod sqlite;
 
 use async_trait::async_trait;
