@@ -25,6 +25,32 @@ pub struct ProjectPatch {
     pub quotas: Option<Quotas>,
 }
 
+impl ProjectPatch {
+    /// Writes the given fields into `project`, changed at `now`.
+    pub fn apply_to(self, project: &mut Project, now: i64) {
+        let p = project;
+        if let Some(name) = self.name {
+            p.name = name;
+        }
+        if let Some(description) = self.description {
+            p.description = description;
+        }
+        if let Some(enabled) = self.enabled {
+            p.enabled = enabled;
+        }
+        if let Some(expires_at) = self.expires_at {
+            p.expires_at = expires_at;
+        }
+        if let Some(rules) = self.rules {
+            p.rules = rules;
+        }
+        if let Some(quotas) = self.quotas {
+            p.quotas = quotas;
+        }
+        p.updated_at = now;
+    }
+}
+
 /// Changes to a code; `None` leaves a field alone.
 #[derive(Debug, Clone, Default)]
 pub struct CodePatch {

@@ -28,6 +28,11 @@ pub(crate) const TOKEN_COLUMNS: &str =
     "t.id, t.user_id, t.name, t.token_hash, t.display_prefix, t.scopes, t.project_id, t.expires_at, t.revoked_at, t.last_used_at, t.created_at";
 pub(crate) const TOKEN_COLUMN_COUNT: usize = 11;
 
+/// A batch and the number of its codes.
+pub(crate) const BATCH_SUMMARY_COLUMNS: &str =
+    "b.id, b.project_id, b.name, b.source, b.pattern, b.requested, b.metadata, b.created_at,
+     (SELECT COUNT(*) FROM codes WHERE batch_id = b.id)";
+
 pub(crate) const AUDIT_COLUMNS: &str =
     "id, actor, action, resource_type, resource_id, project_id, result, ip_address, detail, created_at";
 
@@ -45,13 +50,27 @@ pub(crate) fn json_text(value: &Option<serde_json::Value>) -> Option<String> {
     value.as_ref().map(|v| v.to_string())
 }
 
+/// A `LIKE … ESCAPE '\'` pattern that matches `s` anywhere, its wildcards taken literally.
+pub(crate) fn like_pattern(s: &str) -> String {
+    let mut p = String::with_capacity(s.len() + 2);
+    p.push('%');
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(ch);
+    }
+    p.push('%');
+    p
+}
+
 /// Scopes as stored: comma-separated names.
 pub(crate) fn scopes_text(scopes: &[Scope]) -> String {
     scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
 }
 
-/// Defines `project`, `code`, `redemption`, `api_key`, `user_at`, `token` and
-/// `audit` for rows of type `$row`, read with `$row::$get(index)` and failing
+/// Defines `project`, `code`, `redemption`, `api_key`, `user_at`, `token`,
+/// `batch_summary` and `audit` for rows of type `$row`, read with `$row::$get(index)` and failing
 /// with `$result`'s error. Each reads the columns of the matching `*_COLUMNS`
 /// list above, in that order.
 macro_rules! readers {
@@ -155,6 +174,24 @@ macro_rules! readers {
                 revoked_at: r.$get(8)?,
                 last_used_at: r.$get(9)?,
                 created_at: r.$get(10)?,
+            })
+        }
+
+        /// A batch with how many of its codes are left (the 9th column).
+        pub(super) fn batch_summary(r: &$row) -> $result<$crate::BatchSummary> {
+            let source: String = r.$get(3)?;
+            Ok($crate::BatchSummary {
+                batch: $crate::Batch {
+                    id: r.$get(0)?,
+                    project_id: r.$get(1)?,
+                    name: r.$get(2)?,
+                    source: if source == "import" { "import" } else { "generate" },
+                    pattern: r.$get(4)?,
+                    requested: r.$get(5)?,
+                    metadata: $crate::records::json_column(r.$get(6)?),
+                    created_at: r.$get(7)?,
+                },
+                code_count: r.$get(8)?,
             })
         }
 

@@ -377,18 +377,6 @@ impl AuditStore for PgStore {
                 qb.push(" AND project_id = ").push_bind(project_id.clone());
             }
         };
-        let mut c = self.pool.acquire().await.map_err(map_err)?;
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM audit_log");
-        push_where(&mut count);
-        let total = count.build_query_scalar::<i64>().fetch_one(&mut *c).await.map_err(map_err)?;
-        let mut select = QueryBuilder::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log"));
-        push_where(&mut select);
-        select
-            .push(" ORDER BY seq DESC LIMIT ")
-            .push_bind(i64::from(page_size))
-            .push(" OFFSET ")
-            .push_bind(i64::from(page.saturating_sub(1)) * i64::from(page_size));
-        let items = select.build().try_map(|r| rows::audit(&r)).fetch_all(&mut *c).await.map_err(map_err)?;
-        Ok(LogPage { items, total })
+        super::log_page(&self.pool, "audit_log", AUDIT_COLUMNS, push_where, page, page_size, rows::audit).await
     }
 }

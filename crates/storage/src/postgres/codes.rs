@@ -1,5 +1,5 @@
 use super::projects::counts;
-use super::rows::{self, json_text, CODE_COLUMNS, REDEMPTION_COLUMNS};
+use super::rows::{self, json_text, like_pattern, BATCH_SUMMARY_COLUMNS, CODE_COLUMNS, REDEMPTION_COLUMNS};
 use super::{map_err, with_retries, PgStore};
 use crate::error::{StoreError, StoreResult};
 use crate::{
@@ -30,19 +30,6 @@ fn log_text(s: &Option<String>) -> Option<String> {
 
 /// Rows per INSERT statement when adding codes.
 const INSERT_CHUNK: usize = 5_000;
-
-fn like_pattern(s: &str) -> String {
-    let mut p = String::with_capacity(s.len() + 2);
-    p.push('%');
-    for ch in s.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(ch);
-    }
-    p.push('%');
-    p
-}
 
 /// Appends "this code is in state S" (same rules as the domain's `CodeFacts::state`).
 fn push_state(qb: &mut QueryBuilder<'_, Postgres>, state: CodeState, now: i64, project_expiry: Option<i64>) {
@@ -541,28 +528,11 @@ impl CodeStore for PgStore {
     }
 
     async fn list_batches(&self, project_id: &str) -> StoreResult<Vec<BatchSummary>> {
-        sqlx::query(
-            "SELECT b.id, b.project_id, b.name, b.source, b.pattern, b.requested, b.metadata, b.created_at,
-                    (SELECT COUNT(*) FROM codes WHERE batch_id = b.id)
-               FROM batches b WHERE b.project_id = $1 ORDER BY b.created_at DESC, b.seq DESC",
-        )
+        sqlx::query(&format!(
+            "SELECT {BATCH_SUMMARY_COLUMNS} FROM batches b WHERE b.project_id = $1 ORDER BY b.created_at DESC, b.seq DESC"
+        ))
         .bind(project_id)
-        .try_map(|r: sqlx::postgres::PgRow| {
-            let source: String = r.try_get(3)?;
-            Ok(BatchSummary {
-                batch: Batch {
-                    id: r.try_get(0)?,
-                    project_id: r.try_get(1)?,
-                    name: r.try_get(2)?,
-                    source: if source == "import" { "import" } else { "generate" },
-                    pattern: r.try_get(4)?,
-                    requested: r.try_get(5)?,
-                    metadata: rows::json_column(r.try_get(6)?),
-                    created_at: r.try_get(7)?,
-                },
-                code_count: r.try_get(8)?,
-            })
-        })
+        .try_map(|r: sqlx::postgres::PgRow| rows::batch_summary(&r))
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)
@@ -625,19 +595,8 @@ impl RedemptionStore for PgStore {
                 qb.push(" AND code_id = ").push_bind(code_id.clone());
             }
         };
-        let mut c = self.pool.acquire().await.map_err(map_err)?;
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM redemptions");
-        push_where(&mut count);
-        let total = count.build_query_scalar::<i64>().fetch_one(&mut *c).await.map_err(map_err)?;
-        let mut select = QueryBuilder::new(format!("SELECT {REDEMPTION_COLUMNS} FROM redemptions"));
-        push_where(&mut select);
-        select
-            .push(" ORDER BY seq DESC LIMIT ")
-            .push_bind(i64::from(page_size))
-            .push(" OFFSET ")
-            .push_bind(i64::from(page.saturating_sub(1)) * i64::from(page_size));
-        let items = select.build().try_map(|r| rows::redemption(&r)).fetch_all(&mut *c).await.map_err(map_err)?;
-        Ok(LogPage { items, total })
+        super::log_page(&self.pool, "redemptions", REDEMPTION_COLUMNS, push_where, page, page_size, rows::redemption)
+            .await
     }
 
     async fn redemptions_per_day(&self, project_id: Option<&str>, since: i64) -> StoreResult<Vec<(i64, i64)>> {

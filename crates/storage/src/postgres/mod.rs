@@ -196,3 +196,33 @@ where
         }
     }
 }
+
+/// One page of a log table (`seq` descending) and how many rows match:
+/// `filter` appends the WHERE clause to both the count and the select.
+pub(crate) async fn log_page<T, F>(
+    pool: &PgPool,
+    table: &str,
+    columns: &str,
+    filter: F,
+    page: u32,
+    page_size: u32,
+    read: fn(&sqlx::postgres::PgRow) -> sqlx::Result<T>,
+) -> StoreResult<crate::LogPage<T>>
+where
+    T: Send + Unpin,
+    F: Fn(&mut sqlx::QueryBuilder<'_, sqlx::Postgres>),
+{
+    let mut c = pool.acquire().await.map_err(map_err)?;
+    let mut count = sqlx::QueryBuilder::new(format!("SELECT COUNT(*) FROM {table}"));
+    filter(&mut count);
+    let total = count.build_query_scalar::<i64>().fetch_one(&mut *c).await.map_err(map_err)?;
+    let mut select = sqlx::QueryBuilder::new(format!("SELECT {columns} FROM {table}"));
+    filter(&mut select);
+    select
+        .push(" ORDER BY seq DESC LIMIT ")
+        .push_bind(i64::from(page_size))
+        .push(" OFFSET ")
+        .push_bind(i64::from(page.saturating_sub(1)) * i64::from(page_size));
+    let items = select.build().try_map(|r| read(&r)).fetch_all(&mut *c).await.map_err(map_err)?;
+    Ok(crate::LogPage { items, total })
+}

@@ -12,32 +12,10 @@ pub(super) async fn load(c: &mut PgConnection, id: &str, lock: bool) -> sqlx::Re
     sqlx::query(&sql).bind(id).try_map(|r| rows::project(&r)).fetch_optional(c).await
 }
 
-fn apply(p: &mut Project, patch: ProjectPatch, now: i64) {
-    if let Some(name) = patch.name {
-        p.name = name;
-    }
-    if let Some(description) = patch.description {
-        p.description = description;
-    }
-    if let Some(enabled) = patch.enabled {
-        p.enabled = enabled;
-    }
-    if let Some(expires_at) = patch.expires_at {
-        p.expires_at = expires_at;
-    }
-    if let Some(rules) = patch.rules {
-        p.rules = rules;
-    }
-    if let Some(quotas) = patch.quotas {
-        p.quotas = quotas;
-    }
-    p.updated_at = now;
-}
-
 async fn update_in(pool: &PgPool, id: &str, patch: ProjectPatch, now: i64) -> sqlx::Result<Option<Project>> {
     let mut tx = pool.begin().await?;
     let Some(mut p) = load(&mut tx, id, true).await? else { return Ok(None) };
-    apply(&mut p, patch, now);
+    patch.apply_to(&mut p, now);
     sqlx::query(
         "UPDATE projects SET name = $2, description = $3, enabled = $4, expires_at = $5, rules = $6, updated_at = $7, quotas = $8
           WHERE id = $1",

@@ -1,5 +1,5 @@
 use super::projects::counts;
-use super::rows::{self, json_text, CODE_COLUMNS, REDEMPTION_COLUMNS};
+use super::rows::{self, json_text, like_pattern, BATCH_SUMMARY_COLUMNS, CODE_COLUMNS, REDEMPTION_COLUMNS};
 use super::SqliteStore;
 use crate::error::{StoreError, StoreResult};
 use crate::{
@@ -24,19 +24,6 @@ fn state_condition(state: CodeState) -> &'static str {
             "disabled = 0 AND use_count < max_uses AND (COALESCE(expires_at, ?3) IS NULL OR COALESCE(expires_at, ?3) > ?2)"
         }
     }
-}
-
-fn like_pattern(s: &str) -> String {
-    let mut p = String::with_capacity(s.len() + 2);
-    p.push('%');
-    for ch in s.chars() {
-        if matches!(ch, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(ch);
-    }
-    p.push('%');
-    p
 }
 
 fn load_code(c: &Connection, project_id: &str, code_id: &str) -> StoreResult<Option<Code>> {
@@ -544,28 +531,11 @@ impl CodeStore for SqliteStore {
     async fn list_batches(&self, project_id: &str) -> StoreResult<Vec<BatchSummary>> {
         let project_id = project_id.to_owned();
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT b.id, b.project_id, b.name, b.source, b.pattern, b.requested, b.metadata, b.created_at,
-                        (SELECT COUNT(*) FROM codes WHERE batch_id = b.id)
-                   FROM batches b WHERE b.project_id = ?1 ORDER BY b.created_at DESC, b.rowid DESC",
-            )?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {BATCH_SUMMARY_COLUMNS} FROM batches b WHERE b.project_id = ?1 ORDER BY b.created_at DESC, b.rowid DESC"
+            ))?;
             let list = stmt
-                .query_map([project_id], |r| {
-                    let source: String = r.get(3)?;
-                    Ok(BatchSummary {
-                        batch: Batch {
-                            id: r.get(0)?,
-                            project_id: r.get(1)?,
-                            name: r.get(2)?,
-                            source: if source == "import" { "import" } else { "generate" },
-                            pattern: r.get(4)?,
-                            requested: r.get(5)?,
-                            metadata: rows::json_column(r.get(6)?),
-                            created_at: r.get(7)?,
-                        },
-                        code_count: r.get(8)?,
-                    })
-                })?
+                .query_map([project_id], rows::batch_summary)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(list)
         })

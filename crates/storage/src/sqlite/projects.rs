@@ -57,25 +57,7 @@ impl ProjectStore for SqliteStore {
         let id = id.to_owned();
         self.write(move |c| {
             let Some(mut p) = load(c, &id)? else { return Ok(None) };
-            if let Some(name) = patch.name {
-                p.name = name;
-            }
-            if let Some(description) = patch.description {
-                p.description = description;
-            }
-            if let Some(enabled) = patch.enabled {
-                p.enabled = enabled;
-            }
-            if let Some(expires_at) = patch.expires_at {
-                p.expires_at = expires_at;
-            }
-            if let Some(rules) = patch.rules {
-                p.rules = rules;
-            }
-            if let Some(quotas) = patch.quotas {
-                p.quotas = quotas;
-            }
-            p.updated_at = now;
+            patch.apply_to(&mut p, now);
             c.execute(
                 "UPDATE projects SET name = ?2, description = ?3, enabled = ?4, expires_at = ?5, rules = ?6, updated_at = ?7, quotas = ?8 WHERE id = ?1",
                 params![

@@ -2,8 +2,8 @@
 //! backends in `crate::records`).
 
 pub(super) use crate::records::{
-    json_column, json_text, scopes_text, API_KEY_COLUMNS, AUDIT_COLUMNS, CODE_COLUMNS, PROJECT_COLUMNS,
-    REDEMPTION_COLUMNS, TOKEN_COLUMNS, TOKEN_COLUMN_COUNT, USER_COLUMNS,
+    json_text, like_pattern, scopes_text, API_KEY_COLUMNS, AUDIT_COLUMNS, BATCH_SUMMARY_COLUMNS, CODE_COLUMNS,
+    PROJECT_COLUMNS, REDEMPTION_COLUMNS, TOKEN_COLUMNS, TOKEN_COLUMN_COUNT, USER_COLUMNS,
 };
 use rusqlite::Result;
 
