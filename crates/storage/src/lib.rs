@@ -59,6 +59,21 @@ pub struct CodePatch {
     pub metadata: Option<Option<serde_json::Value>>,
 }
 
+impl CodePatch {
+    /// Writes the given fields into `code`.
+    pub fn apply_to(self, code: &mut Code) {
+        if let Some(disabled) = self.disabled {
+            code.disabled = disabled;
+        }
+        if let Some(expires_at) = self.expires_at {
+            code.expires_at = expires_at;
+        }
+        if let Some(metadata) = self.metadata {
+            code.metadata = metadata;
+        }
+    }
+}
+
 /// Which codes a listing or export covers.
 #[derive(Debug, Clone, Default)]
 pub struct CodeFilter {
@@ -203,6 +218,22 @@ pub struct UserPatch {
     pub disabled: Option<bool>,
     /// A new password hash, and whether the user must change it at next login.
     pub password: Option<(String, bool)>,
+}
+
+impl UserPatch {
+    /// Writes the given fields into `user`.
+    pub fn apply_to(self, user: &mut User) {
+        if let Some(role) = self.role {
+            user.role = role;
+        }
+        if let Some(disabled) = self.disabled {
+            user.disabled = disabled;
+        }
+        if let Some((hash, must_change)) = self.password {
+            user.password_hash = hash;
+            user.must_change_password = must_change;
+        }
+    }
 }
 
 #[async_trait]

@@ -23,16 +23,7 @@ async fn update_user_in(pool: &PgPool, id: &str, patch: UserPatch) -> sqlx::Resu
     else {
         return Ok(None);
     };
-    if let Some(role) = patch.role {
-        u.role = role;
-    }
-    if let Some(disabled) = patch.disabled {
-        u.disabled = disabled;
-    }
-    if let Some((hash, must_change)) = patch.password {
-        u.password_hash = hash;
-        u.must_change_password = must_change;
-    }
+    patch.apply_to(&mut u);
     sqlx::query(
         "UPDATE users SET role = $2, disabled = $3, password_hash = $4, must_change_password = $5 WHERE id = $1",
     )

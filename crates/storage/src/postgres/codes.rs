@@ -409,15 +409,7 @@ async fn update_code_in(
     else {
         return Ok(None);
     };
-    if let Some(disabled) = patch.disabled {
-        code.disabled = disabled;
-    }
-    if let Some(expires_at) = patch.expires_at {
-        code.expires_at = expires_at;
-    }
-    if let Some(metadata) = patch.metadata {
-        code.metadata = metadata;
-    }
+    patch.apply_to(&mut code);
     sqlx::query("UPDATE codes SET disabled = $2, expires_at = $3, metadata = $4 WHERE id = $1")
         .bind(&code.id)
         .bind(code.disabled)

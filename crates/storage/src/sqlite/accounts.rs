@@ -207,16 +207,7 @@ impl AccountStore for SqliteStore {
         let id = id.to_owned();
         self.write(move |c| {
             let Some(mut u) = load_user(c, &id)? else { return Ok(None) };
-            if let Some(role) = patch.role {
-                u.role = role;
-            }
-            if let Some(disabled) = patch.disabled {
-                u.disabled = disabled;
-            }
-            if let Some((hash, must_change)) = patch.password {
-                u.password_hash = hash;
-                u.must_change_password = must_change;
-            }
+            patch.apply_to(&mut u);
             c.execute(
                 "UPDATE users SET role = ?2, disabled = ?3, password_hash = ?4, must_change_password = ?5 WHERE id = ?1",
                 params![u.id, u.role.as_str(), u.disabled, u.password_hash, u.must_change_password],

@@ -483,15 +483,7 @@ impl CodeStore for SqliteStore {
             let Some(mut code) = load_code(c, &p, &id)? else {
                 return Ok(None);
             };
-            if let Some(disabled) = patch.disabled {
-                code.disabled = disabled;
-            }
-            if let Some(expires_at) = patch.expires_at {
-                code.expires_at = expires_at;
-            }
-            if let Some(metadata) = patch.metadata {
-                code.metadata = metadata;
-            }
+            patch.apply_to(&mut code);
             c.prepare_cached("UPDATE codes SET disabled = ?2, expires_at = ?3, metadata = ?4 WHERE id = ?1")?
                 .execute(params![code.id, code.disabled, code.expires_at, json_text(&code.metadata)])?;
             Ok(Some(code))
