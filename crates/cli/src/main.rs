@@ -7,7 +7,7 @@ mod remote;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use codegate_server::{bootstrap, open_store, serve, ServerConfig};
+use codegate_server::{bootstrap, open_store, rekey, serve, ServerConfig};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +63,23 @@ enum Command {
         #[arg(long)]
         force: bool,
         /// Print what was copied as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-seal every API key secret under a new master key (stop every server first).
+    ///
+    /// The secrets do not change: backends keep signing with theirs. With the
+    /// key in `master.key` the new key replaces it and the old one is kept as
+    /// `master.key.<time>.old`; with CODEGATE_MASTER_KEY, give the new key with
+    /// --new-key-file and set it on every server before starting them again.
+    RotateMasterKey {
+        #[command(flatten)]
+        data: DataArgs,
+        /// File holding the new key (64 hex characters, e.g. `openssl rand -hex 32`);
+        /// default: a new random key.
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+        /// Print what was done as one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -176,6 +193,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&summary)?);
             } else {
                 backup::print(&summary, &data_dir);
+            }
+            Ok(())
+        }
+        Command::RotateMasterKey { data, new_key_file, json } => {
+            let config = config(SocketAddr::from(([127, 0, 0, 1], 8080)), data);
+            let configured = config.master_key.as_deref();
+            rekey::current_key(configured, &config.data_dir)?;
+            let new_key = match &new_key_file {
+                Some(path) => {
+                    Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
+                }
+                None => None,
+            };
+            let store = open_store(&config)?;
+            let report =
+                rekey::rotate_master_key(store.as_ref(), configured, &config.data_dir, new_key.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "re-sealed the secrets of {} API keys under the new master key ({} already were)",
+                    report.resealed, report.already_resealed
+                );
+                match (&report.key_file, &report.previous_key_file) {
+                    (Some(key), Some(old)) => println!(
+                        "the new key is in {}; the old one is kept in {} (restoring an older backup needs it)",
+                        key.display(),
+                        old.display()
+                    ),
+                    _ => println!("set CODEGATE_MASTER_KEY to the new key on every server, then start them"),
+                }
             }
             Ok(())
         }

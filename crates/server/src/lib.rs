@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod lookups;
 pub mod metrics;
+pub mod rekey;
 pub mod replay;
 pub mod routes;
 pub mod secrets;

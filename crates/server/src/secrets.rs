@@ -16,31 +16,52 @@ pub struct MasterKey {
     cipher: XChaCha20Poly1305,
 }
 
-const MASTER_KEY_FILE: &str = "master.key";
+pub(crate) const MASTER_KEY_FILE: &str = "master.key";
+/// A new master key waits here while `codegate rotate-master-key` re-seals
+/// the database; while it exists the rotation has not finished.
+pub(crate) const NEXT_MASTER_KEY_FILE: &str = "master.key.next";
 
 impl MasterKey {
     /// From `CODEGATE_MASTER_KEY` (64 hex characters) when given, else from
     /// `master.key` in the data directory, created with mode 0600 on first start.
     pub fn load_or_create(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<MasterKey> {
-        let bytes = match configured {
-            Some(hex_key) => decode_key(hex_key.trim())
-                .ok_or_else(|| anyhow::anyhow!("CODEGATE_MASTER_KEY must be 64 hexadecimal characters"))?,
-            None => {
-                let path = data_dir.join(MASTER_KEY_FILE);
-                if path.exists() {
-                    let text = std::fs::read_to_string(&path)?;
-                    decode_key(text.trim())
-                        .ok_or_else(|| anyhow::anyhow!("{} is not a valid master key", path.display()))?
-                } else {
-                    let mut key = [0u8; 32];
-                    rand::rng().fill_bytes(&mut key);
-                    write_private(&path, &hex::encode(key))?;
-                    tracing::info!(path = %path.display(), "created a new master key");
-                    key
-                }
-            }
-        };
-        Ok(MasterKey { cipher: XChaCha20Poly1305::new(&bytes.into()) })
+        if configured.is_none() && data_dir.join(NEXT_MASTER_KEY_FILE).exists() {
+            anyhow::bail!(
+                "a master key rotation did not finish ({} exists): run `codegate rotate-master-key` again",
+                data_dir.join(NEXT_MASTER_KEY_FILE).display()
+            );
+        }
+        if let Some(key) = Self::load(configured, data_dir)? {
+            return Ok(key);
+        }
+        let path = data_dir.join(MASTER_KEY_FILE);
+        let key = new_master_key_hex();
+        write_private(&path, &key)?;
+        tracing::info!(path = %path.display(), "created a new master key");
+        Ok(Self::from_hex(&key).expect("a new key is valid"))
+    }
+
+    /// The configured key, else the data directory's `master.key`; `None` when neither exists.
+    pub fn load(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<Option<MasterKey>> {
+        if let Some(hex_key) = configured {
+            let key = Self::from_hex(hex_key)
+                .ok_or_else(|| anyhow::anyhow!("CODEGATE_MASTER_KEY must be 64 hexadecimal characters"))?;
+            return Ok(Some(key));
+        }
+        let path = data_dir.join(MASTER_KEY_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let key =
+            Self::from_hex(&text).ok_or_else(|| anyhow::anyhow!("{} is not a valid master key", path.display()))?;
+        Ok(Some(key))
+    }
+
+    /// From 64 hex characters (surrounding whitespace ignored).
+    pub fn from_hex(hex_key: &str) -> Option<MasterKey> {
+        let bytes = decode_key(hex_key.trim())?;
+        Some(MasterKey { cipher: XChaCha20Poly1305::new(&bytes.into()) })
     }
 
     /// nonce ‖ ciphertext, bound to `context` (the API key it belongs to).
@@ -71,6 +92,13 @@ fn decode_key(hex_key: &str) -> Option<[u8; 32]> {
     let mut key = [0u8; 32];
     hex::decode_to_slice(hex_key, &mut key).ok()?;
     Some(key)
+}
+
+/// A new random master key, as 64 hex characters.
+pub fn new_master_key_hex() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    hex::encode(key)
 }
 
 /// Writes a file readable by its owner only.

@@ -310,6 +310,17 @@ pub trait RedemptionStore: Send + Sync {
     async fn redemptions_per_day(&self, project_id: Option<&str>, since: i64) -> StoreResult<Vec<(i64, i64)>>;
 }
 
+/// An API key's secrets as stored, sealed under the master key: what
+/// re-sealing them under a new master key reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSecrets {
+    pub key_id: String,
+    /// The public key id, which each secret is sealed to.
+    pub api_key: String,
+    pub secret: Vec<u8>,
+    pub previous: Option<Vec<u8>>,
+}
+
 #[async_trait]
 pub trait KeyStore: Send + Sync {
     async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
@@ -326,6 +337,12 @@ pub trait KeyStore: Send + Sync {
         sealed_secret: Vec<u8>,
         previous_valid_until: i64,
     ) -> StoreResult<Option<ApiKey>>;
+    /// Every API key's sealed secrets.
+    async fn sealed_secrets(&self) -> StoreResult<Vec<SealedSecrets>>;
+    /// Writes each `(as read, re-sealed)` pair, all in one transaction: nothing
+    /// is written, and the answer is `Conflict("api_key_changed")`, if any key
+    /// was deleted or its secrets changed since they were read.
+    async fn reseal_secrets(&self, changes: Vec<(SealedSecrets, SealedSecrets)>) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -22,6 +22,8 @@ pub(crate) const REDEMPTION_COLUMNS: &str =
 pub(crate) const API_KEY_COLUMNS: &str =
     "id, project_id, api_key, name, sealed_secret, sealed_previous_secret, previous_valid_until, enabled, last_used_at, created_at";
 
+pub(crate) const SEALED_SECRETS_COLUMNS: &str = "id, api_key, sealed_secret, sealed_previous_secret";
+
 pub(crate) const USER_COLUMNS: &str = "id, username, password_hash, role, must_change_password, disabled, created_at";
 
 pub(crate) const TOKEN_COLUMNS: &str =
@@ -69,7 +71,7 @@ pub(crate) fn scopes_text(scopes: &[Scope]) -> String {
     scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
 }
 
-/// Defines `project`, `code`, `redemption`, `api_key`, `user_at`, `token`,
+/// Defines `project`, `code`, `redemption`, `api_key`, `sealed_secrets`, `user_at`, `token`,
 /// `batch_summary` and `audit` for rows of type `$row`, read with `$row::$get(index)` and failing
 /// with `$result`'s error. Each reads the columns of the matching `*_COLUMNS`
 /// list above, in that order.
@@ -143,6 +145,15 @@ macro_rules! readers {
                 enabled: r.$get(7)?,
                 last_used_at: r.$get(8)?,
                 created_at: r.$get(9)?,
+            })
+        }
+
+        pub(super) fn sealed_secrets(r: &$row) -> $result<$crate::SealedSecrets> {
+            Ok($crate::SealedSecrets {
+                key_id: r.$get(0)?,
+                api_key: r.$get(1)?,
+                secret: r.$get(2)?,
+                previous: r.$get(3)?,
             })
         }
 

@@ -18,8 +18,8 @@ use codegate_storage::postgres::{self, PgStore};
 use codegate_storage::sqlite::SqliteStore;
 use codegate_storage::{
     AuditFilter, Batch, BulkAction, CodeFilter, CodePatch, CodeSelection, CodeStore, NewCode, PageAt, ProjectPatch,
-    ProjectStore, RedeemOutcome, RedeemRequest, RedemptionFilter, RedemptionStore, RequestOrigin, Store, StoreError,
-    UserPatch,
+    ProjectStore, RedeemOutcome, RedeemRequest, RedemptionFilter, RedemptionStore, RequestOrigin, SealedSecrets, Store,
+    StoreError, UserPatch,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -399,6 +399,25 @@ async fn transcript(store: &dyn Store) -> Vec<String> {
     t.push(format!("rotate missing: {:?}", store.rotate_api_key(&project.id, "nope", vec![9], 0).await.unwrap()));
     t.push(format!("find key: {:?}", store.find_api_key(&key.api_key).await.unwrap()));
     t.push(format!("list keys: {}", store.list_api_keys(&project.id).await.unwrap().len()));
+    let sealed = store.sealed_secrets().await.unwrap();
+    t.push(format!("sealed: {sealed:?}"));
+    let resealed: Vec<_> = sealed
+        .iter()
+        .map(|read| (read.clone(), SealedSecrets { secret: vec![7, 7], previous: Some(vec![8]), ..read.clone() }))
+        .collect();
+    // A pair whose key is gone fails the whole call, and nothing is written.
+    let mut stale = resealed.clone();
+    stale.push((SealedSecrets { key_id: "gone".into(), ..sealed[0].clone() }, sealed[0].clone()));
+    let refused = store.reseal_secrets(stale).await.err();
+    assert!(matches!(refused, Some(StoreError::Conflict("api_key_changed"))), "{refused:?}");
+    t.push(format!("reseal stale: {refused:?}"));
+    assert_eq!(store.sealed_secrets().await.unwrap(), sealed, "nothing written");
+    store.reseal_secrets(resealed.clone()).await.unwrap();
+    let after = store.sealed_secrets().await.unwrap();
+    assert_eq!(after, resealed.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>());
+    t.push(format!("after reseal: {after:?}"));
+    // What was read is no longer stored: a second write of the same pairs is refused.
+    t.push(format!("reseal twice: {:?}", store.reseal_secrets(resealed).await.err()));
     t.push(format!(
         "delete key: {} {}",
         store.delete_api_key(&project.id, &key.id).await.unwrap(),

@@ -1,9 +1,10 @@
 use super::rows::{
-    self, scopes_text, user_columns_of, API_KEY_COLUMNS, AUDIT_COLUMNS, TOKEN_COLUMNS, TOKEN_COLUMN_COUNT, USER_COLUMNS,
+    self, scopes_text, user_columns_of, API_KEY_COLUMNS, AUDIT_COLUMNS, SEALED_SECRETS_COLUMNS, TOKEN_COLUMNS,
+    TOKEN_COLUMN_COUNT, USER_COLUMNS,
 };
 use super::{map_err, unique_violation, with_retries, PgStore};
-use crate::error::StoreResult;
-use crate::{AccountStore, AuditFilter, AuditStore, KeyStore, LogPage, UserPatch};
+use crate::error::{StoreError, StoreResult};
+use crate::{AccountStore, AuditFilter, AuditStore, KeyStore, LogPage, SealedSecrets, UserPatch};
 use async_trait::async_trait;
 use codegate_domain::model::{AccessToken, ApiKey, AuditEntry, Session, User};
 use sqlx::postgres::PgRow;
@@ -98,6 +99,37 @@ impl KeyStore for PgStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn sealed_secrets(&self) -> StoreResult<Vec<SealedSecrets>> {
+        sqlx::query(&format!("SELECT {SEALED_SECRETS_COLUMNS} FROM api_keys ORDER BY id"))
+            .try_map(|r: PgRow| rows::sealed_secrets(&r))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn reseal_secrets(&self, changes: Vec<(SealedSecrets, SealedSecrets)>) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for (read, resealed) in &changes {
+            let updated = sqlx::query(
+                "UPDATE api_keys SET sealed_secret = $4, sealed_previous_secret = $5
+                  WHERE id = $1 AND sealed_secret = $2 AND sealed_previous_secret IS NOT DISTINCT FROM $3",
+            )
+            .bind(&read.key_id)
+            .bind(&read.secret)
+            .bind(&read.previous)
+            .bind(&resealed.secret)
+            .bind(&resealed.previous)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if updated.rows_affected() != 1 {
+                // Dropping the transaction rolls back what it wrote.
+                return Err(StoreError::Conflict("api_key_changed"));
+            }
+        }
+        tx.commit().await.map_err(map_err)
     }
 
     async fn set_api_key_enabled(&self, project_id: &str, id: &str, enabled: bool) -> StoreResult<Option<ApiKey>> {

@@ -1,7 +1,10 @@
-use super::rows::{self, scopes_text, API_KEY_COLUMNS, AUDIT_COLUMNS, TOKEN_COLUMNS, TOKEN_COLUMN_COUNT, USER_COLUMNS};
+use super::rows::{
+    self, scopes_text, API_KEY_COLUMNS, AUDIT_COLUMNS, SEALED_SECRETS_COLUMNS, TOKEN_COLUMNS, TOKEN_COLUMN_COUNT,
+    USER_COLUMNS,
+};
 use super::{unique_violation, SqliteStore};
-use crate::error::StoreResult;
-use crate::{AccountStore, AuditFilter, AuditStore, KeyStore, LogPage, UserPatch};
+use crate::error::{StoreError, StoreResult};
+use crate::{AccountStore, AuditFilter, AuditStore, KeyStore, LogPage, SealedSecrets, UserPatch};
 use async_trait::async_trait;
 use codegate_domain::model::{AccessToken, ApiKey, AuditEntry, Session, User};
 use rusqlite::types::Value;
@@ -105,6 +108,33 @@ impl KeyStore for SqliteStore {
         let id = id.to_owned();
         self.write(move |c| {
             c.prepare_cached("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")?.execute(params![id, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn sealed_secrets(&self) -> StoreResult<Vec<SealedSecrets>> {
+        self.read(|c| {
+            let sql = format!("SELECT {SEALED_SECRETS_COLUMNS} FROM api_keys ORDER BY id");
+            let list = c.prepare(&sql)?.query_map([], rows::sealed_secrets)?.collect::<Result<Vec<_>, _>>()?;
+            Ok(list)
+        })
+        .await
+    }
+
+    async fn reseal_secrets(&self, changes: Vec<(SealedSecrets, SealedSecrets)>) -> StoreResult<()> {
+        // One transaction of its own: a failure leaves every key as it was.
+        self.write_alone(move |c| {
+            let mut update = c.prepare(
+                "UPDATE api_keys SET sealed_secret = ?4, sealed_previous_secret = ?5
+                  WHERE id = ?1 AND sealed_secret = ?2 AND sealed_previous_secret IS ?3",
+            )?;
+            for (read, resealed) in &changes {
+                let params = params![read.key_id, read.secret, read.previous, resealed.secret, resealed.previous];
+                if update.execute(params)? != 1 {
+                    return Err(StoreError::Conflict("api_key_changed"));
+                }
+            }
             Ok(())
         })
         .await
