@@ -72,8 +72,20 @@ fn redact_url(url: &str) -> String {
 pub fn app(state: AppState) -> axum::Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     crate::metrics::handle(); // installs the recorder before the first request is counted
-    routes::router(state.clone())
-        .layer(axum::middleware::from_fn_with_state(state, limits::middleware))
+    // Outermost first. One `Router::layer` for the whole stack: each call boxes
+    // every route once more, and each request then clones its route and boxes
+    // its future and body through every one of those layers.
+    let stack = tower::ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        // Each request's span carries its id and route template (never the raw path: it may hold a code).
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str());
+            tracing::info_span!("request", request_id = %id, method = %req.method(), route = %route)
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        // Outside the panic catcher and the limits: every answer is counted, by route template.
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         // A bug in a handler still gets an answer (500, problem+json), never a dropped connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_panic| {
             tracing::error!("a request handler panicked");
@@ -84,16 +96,8 @@ pub fn app(state: AppState) -> axum::Router {
                 None,
             )
         }))
-        // Outside the panic catcher and the limits: every answer is counted, by route template.
-        .layer(axum::middleware::from_fn(crate::metrics::track))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        // Each request's span carries its id and route template (never the raw path: it may hold a code).
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
-            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            let route = req.extensions().get::<axum::extract::MatchedPath>().map_or("unmatched", |p| p.as_str());
-            tracing::info_span!("request", request_id = %id, method = %req.method(), route = %route)
-        }))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::middleware));
+    routes::router(state).layer(stack)
 }
 
 /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
