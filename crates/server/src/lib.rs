@@ -71,7 +71,8 @@ fn redact_url(url: &str) -> String {
 
 pub fn app(state: AppState) -> axum::Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    crate::metrics::handle(); // installs the recorder before the first request is counted
+    // Installs the recorder before the first request is counted.
+    crate::metrics::handle();
     // Outermost first. One `Router::layer` for the whole stack: each call boxes
     // every route once more, and each request then clones its route and boxes
     // its future and body through every one of those layers.
