@@ -44,7 +44,15 @@ impl ReplayGuard {
     pub async fn check(&self, r: SignedFacts<'_>, now: i64) -> Result<(), ApiError> {
         let id = match r.nonce {
             Some(nonce) => format!("n:{}:{nonce}", r.api_key),
-            None if is_mutating(r.method) => format!("s:{}:{}", r.api_key, r.signature.to_ascii_lowercase()),
+            None if is_mutating(r.method) => {
+                // The signature in lower case: hex in either case is the same request.
+                let mut id = String::with_capacity(3 + r.api_key.len() + r.signature.len());
+                id.push_str("s:");
+                id.push_str(r.api_key);
+                id.push(':');
+                id.extend(r.signature.chars().map(|c| c.to_ascii_lowercase()));
+                id
+            }
             None => return Ok(()),
         };
         let keep_secs = (r.timestamp + self.window - now).max(0) as u64 + 1;
@@ -168,6 +176,21 @@ mod tests {
         assert!(matches!(set.insert("b", 100, 150, 300), Seen::Fresh));
         // Past the window the timestamp check refuses it; memory may forget it.
         assert!(matches!(set.insert("a", 100, 401, 300), Seen::Fresh));
+    }
+
+    #[tokio::test]
+    async fn a_signature_replayed_in_capitals_is_still_a_replay() {
+        let guard = ReplayGuard::new(None, 300);
+        let facts = |signature| SignedFacts {
+            api_key: "k",
+            method: &axum::http::Method::POST,
+            nonce: None,
+            signature,
+            timestamp: 1_000,
+        };
+        assert!(guard.check(facts("abcdef12"), 1_000).await.is_ok());
+        assert!(guard.check(facts("ABCDEF12"), 1_001).await.is_err());
+        assert!(guard.check(facts("abcdef13"), 1_001).await.is_ok(), "another signature is another request");
     }
 
     #[test]

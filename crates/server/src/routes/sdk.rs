@@ -270,10 +270,15 @@ async fn redeem(state: &AppState, pid: &str, caller: Caller, kind: Redemption) -
         }
     };
     let when = success.then_some(at);
+    // The code's fields move into the answer (no copies of its metadata).
+    let (code_id, code, metadata, use_count, max_uses) = match code {
+        Some(c) => (Some(c.id), c.code, c.metadata.filter(|_| success), Some(c.use_count), Some(c.max_uses)),
+        None => (None, input_code, None, None, None),
+    };
     Ok(Json(RedeemDto {
         success,
-        code_id: code.as_ref().map(|c| c.id.clone()),
-        code: code.as_ref().map_or(input_code, |c| c.code.clone()),
+        code_id,
+        code,
         verified_at: (kind == Redemption::Verify).then_some(when),
         reactivated_at: (kind == Redemption::Reactivate).then_some(when),
         message: match (failure, kind) {
@@ -282,9 +287,9 @@ async fn redeem(state: &AppState, pid: &str, caller: Caller, kind: Redemption) -
             (None, Redemption::Reactivate) => "Code reactivated successfully",
         },
         error_code: failure.map(|f| f.error_code()),
-        metadata: code.as_ref().filter(|_| success).and_then(|c| c.metadata.clone()),
-        use_count: code.as_ref().map(|c| c.use_count),
-        max_uses: code.as_ref().map(|c| c.max_uses),
+        metadata,
+        use_count,
+        max_uses,
     }))
 }
 
