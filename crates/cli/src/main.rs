@@ -199,7 +199,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::RotateMasterKey { data, new_key_file, json } => {
             let config = config(SocketAddr::from(([127, 0, 0, 1], 8080)), data);
             let configured = config.master_key.as_deref();
-            rekey::current_key(configured, &config.data_dir)?;
+            // Before the store opens, so a directory without a key is left as it was.
+            let current = rekey::current_key(configured, &config.data_dir)?;
             let new_key = match &new_key_file {
                 Some(path) => {
                     Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)
@@ -208,7 +209,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let store = open_store(&config)?;
             let report =
-                rekey::rotate_master_key(store.as_ref(), configured, &config.data_dir, new_key.as_deref()).await?;
+                rekey::rotate_master_key(store.as_ref(), &current, configured, &config.data_dir, new_key.as_deref())
+                    .await?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {

@@ -39,17 +39,18 @@ pub fn current_key(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<
     })
 }
 
-/// Re-seals every API secret under `new_key` (64 hex characters), or under a
-/// new random key when none is given and the key lives in a file.
+/// Re-seals every API secret from `current` (see [`current_key`]) to
+/// `new_key` (64 hex characters), or to a new random key when none is given
+/// and the key lives in a file.
 /// `configured` is `CODEGATE_MASTER_KEY`, when set: then the new key must be
 /// given, and putting it in place on every server is the operator's part.
 pub async fn rotate_master_key(
     store: &dyn Store,
+    current: &MasterKey,
     configured: Option<&str>,
     data_dir: &Path,
     new_key: Option<&str>,
 ) -> anyhow::Result<RekeyReport> {
-    let current = current_key(configured, data_dir)?;
     let next_file = data_dir.join(NEXT_MASTER_KEY_FILE);
     let new_hex = match (new_key, configured) {
         (Some(key), _) => key.trim().to_owned(),
@@ -59,7 +60,7 @@ pub async fn rotate_master_key(
     };
     let new = MasterKey::from_hex(&new_hex).context("the new master key must be 64 hexadecimal characters")?;
     // Checked before anything is written: every secret opens with one of the two keys.
-    let (changes, already_resealed) = reseal(&current, &new, store.sealed_secrets().await?)?;
+    let (changes, already_resealed) = reseal(current, &new, store.sealed_secrets().await?)?;
     if configured.is_none() {
         // On disk before the database changes, so a cut-short run can finish with the same key.
         if next_file.exists() {
