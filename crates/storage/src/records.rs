@@ -38,9 +38,14 @@ pub(crate) const BATCH_SUMMARY_COLUMNS: &str =
 pub(crate) const AUDIT_COLUMNS: &str =
     "id, actor, action, resource_type, resource_id, project_id, result, ip_address, detail, created_at";
 
-/// `USER_COLUMNS` qualified with a table alias, for joins.
+/// A column list qualified with a table alias, for joins.
+pub(crate) fn columns_of(columns: &str, alias: &str) -> String {
+    columns.split(',').map(|col| format!("{alias}.{}", col.trim())).collect::<Vec<_>>().join(", ")
+}
+
+/// `USER_COLUMNS` qualified with a table alias.
 pub(crate) fn user_columns_of(alias: &str) -> String {
-    USER_COLUMNS.split(", ").map(|col| format!("{alias}.{col}")).collect::<Vec<_>>().join(", ")
+    columns_of(USER_COLUMNS, alias)
 }
 
 /// A JSON column's text as a value (text that does not parse reads as none).

@@ -1,13 +1,13 @@
 use super::projects::counts;
-use super::rows::{self, json_text, like_pattern, BATCH_SUMMARY_COLUMNS, CODE_COLUMNS, REDEMPTION_COLUMNS};
+use super::rows::{self, columns_of, json_text, like_pattern, BATCH_SUMMARY_COLUMNS, CODE_COLUMNS, REDEMPTION_COLUMNS};
 use super::SqliteStore;
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::{
     Batch, BatchSummary, BulkAction, CodeFilter, CodePage, CodePatch, CodeSelection, CodeStore, InsertReport, LogPage,
     NewCode, PageAt, RedeemOutcome, RedeemRequest, RedemptionFilter, RedemptionStore,
 };
 use async_trait::async_trait;
-use codegate_domain::codes::{check_reactivate, check_verify, CodeState, RedeemFailure};
+use codegate_domain::codes::{check_reactivate, check_verify, CodeFacts, CodeState, ProjectFacts, RedeemFailure};
 use codegate_domain::model::{Code, Project, RedemptionAction, RedemptionLog};
 use codegate_domain::normalize::normalize_code;
 use rusqlite::types::Value;
@@ -37,12 +37,44 @@ fn find_by_norm(c: &Connection, project_id: &str, norm: &str) -> StoreResult<Opt
     Ok(c.prepare_cached(&SQL)?.query_row([project_id, norm], rows::code).optional()?)
 }
 
-fn project_facts(c: &Connection, project_id: &str) -> StoreResult<Option<codegate_domain::codes::ProjectFacts>> {
-    Ok(c.prepare_cached("SELECT enabled, expires_at FROM projects WHERE id = ?1")?
-        .query_row([project_id], |r| {
-            Ok(codegate_domain::codes::ProjectFacts { enabled: r.get(0)?, expires_at: r.get(1)? })
+/// What a redemption is decided on, read inside the write transaction: the
+/// project's facts and, when the project has it, the code.
+struct RedemptionFacts {
+    project: ProjectFacts,
+    code: Option<StoredCode>,
+}
+
+/// A code with its row id and the newest row of its log.
+struct StoredCode {
+    code: Code,
+    seq: i64,
+    log_head: Option<i64>,
+}
+
+/// One lookup for the project and its code; `None` when the project is gone.
+fn redemption_facts(c: &Connection, project_id: &str, norm: &str) -> StoreResult<Option<RedemptionFacts>> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {}, c.log_head, p.enabled, p.expires_at
+               FROM projects p LEFT JOIN codes c ON c.project_id = p.id AND c.code_norm = ?2
+              WHERE p.id = ?1",
+            columns_of(CODE_COLUMNS, "c")
+        )
+    });
+    // CODE_COLUMNS ends with the row id (`seq`); the three columns after it follow.
+    static AT: LazyLock<usize> = LazyLock::new(|| CODE_COLUMNS.split(',').count());
+    let facts = c
+        .prepare_cached(&SQL)?
+        .query_row(params![project_id, norm], |r| {
+            let project = ProjectFacts { enabled: r.get(*AT + 1)?, expires_at: r.get(*AT + 2)? };
+            let code = match r.get::<_, Option<i64>>(*AT - 1)? {
+                Some(seq) => Some(StoredCode { code: rows::code(r)?, seq, log_head: r.get(*AT)? }),
+                None => None,
+            };
+            Ok(RedemptionFacts { project, code })
         })
-        .optional()?)
+        .optional()?;
+    Ok(facts)
 }
 
 /// Where a new log row goes: its row id (SQLite would pick the same, one past
@@ -58,17 +90,6 @@ fn next_log_seq(c: &Connection) -> StoreResult<i64> {
     super::deferred::next_log_seq(|| {
         Ok(c.prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM redemptions")?.query_row([], |r| r.get(0))?)
     })
-}
-
-/// Makes the next log row the newest of the code's chain (for attempts that change nothing else).
-fn link_log(c: &Connection, code_id: &str) -> StoreResult<LogLink> {
-    let seq = next_log_seq(c)?;
-    let previous = c
-        .prepare_cached(
-            "UPDATE codes SET log_head_before = log_head, log_head = ?2 WHERE id = ?1 RETURNING log_head_before",
-        )?
-        .query_row(params![code_id, seq], |r| r.get(0))?;
-    Ok(LogLink { seq, previous })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -104,48 +125,74 @@ fn log_attempt(
     Ok(())
 }
 
-/// A code row as an `UPDATE … RETURNING {CODE_COLUMNS}, log_head_before` gives it.
-fn code_and_link(r: &rusqlite::Row, seq: i64) -> rusqlite::Result<(Code, LogLink)> {
-    static AT: LazyLock<usize> = LazyLock::new(|| CODE_COLUMNS.split(',').count());
-    Ok((rows::code(r)?, LogLink { seq, previous: r.get(*AT)? }))
-}
-
 /// Log ids are time-ordered (UUIDv7) so new rows land at the right edge of the
 /// id index instead of on a random page: fewer pages written per redemption.
 fn log_id() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
-/// Why a conditional update matched no row, in the documented check order.
-fn explain_failure(
+/// Writes a redemption's change to the code's row (by row id) and its log row.
+///
+/// Read, decide, write: the domain rules decide on what [`redemption_facts`]
+/// read, and nothing can change the row in between, since every write runs on
+/// the one writer connection inside `BEGIN IMMEDIATE` (which also keeps other
+/// processes out). A single `UPDATE … RETURNING` did the same, but SQLite
+/// copies every `RETURNING` row through an ephemeral table of its own (that
+/// statement was what the `log_head_before` column of migration 0004 was for;
+/// nothing writes it any more).
+fn apply_redemption(
     c: &Connection,
     req: &RedeemRequest,
+    stored: StoredCode,
     action: RedemptionAction,
-    check: fn(
-        Option<&codegate_domain::codes::CodeFacts>,
-        &codegate_domain::codes::ProjectFacts,
-        i64,
-    ) -> Result<(), RedeemFailure>,
-) -> StoreResult<RedeemOutcome> {
-    let code = find_by_norm(c, &req.project_id, &req.code_norm)?;
-    let Some(project) = project_facts(c, &req.project_id)? else {
-        return Ok(RedeemOutcome::Failure(RedeemFailure::CodeNotFound, None));
-    };
-    let failure = match check(code.as_ref().map(Code::facts).as_ref(), &project, req.now) {
-        Err(f) => f,
-        Ok(()) => return Err(StoreError::Internal("conditional update refused a redeemable code".into())),
-    };
-    if let Some(code) = &code {
-        let link = link_log(c, &code.id)?;
-        log_attempt(c, req, code, link, action, "failed", Some(failure.error_code()))?;
-    }
-    Ok(RedeemOutcome::Failure(failure, code))
+    result: &str,
+    reason: Option<&str>,
+) -> StoreResult<Code> {
+    let link = LogLink { seq: next_log_seq(c)?, previous: stored.log_head };
+    let code = stored.code;
+    c.prepare_cached(
+        "UPDATE codes SET use_count = ?2, verified_at = ?3, verified_by = ?4, log_head = ?5 WHERE seq = ?1",
+    )?
+    .execute(params![stored.seq, code.use_count, code.verified_at, code.verified_by, link.seq])?;
+    log_attempt(c, req, &code, link, action, result, reason)?;
+    Ok(code)
 }
 
-/// The project is open and the code's effective expiry has not passed.
-const REDEEMABLE_NOW: &str = "EXISTS (SELECT 1 FROM projects p WHERE p.id = codes.project_id AND p.enabled = 1
-       AND (p.expires_at IS NULL OR p.expires_at > ?3)
-       AND (COALESCE(codes.expires_at, p.expires_at) IS NULL OR COALESCE(codes.expires_at, p.expires_at) > ?3))";
+/// A refused attempt: logged on the code when it exists, nothing else changes.
+fn refuse(
+    c: &Connection,
+    req: &RedeemRequest,
+    stored: Option<StoredCode>,
+    action: RedemptionAction,
+    failure: RedeemFailure,
+) -> StoreResult<RedeemOutcome> {
+    let Some(stored) = stored else {
+        return Ok(RedeemOutcome::Failure(failure, None));
+    };
+    let link = LogLink { seq: next_log_seq(c)?, previous: stored.log_head };
+    c.prepare_cached("UPDATE codes SET log_head = ?2 WHERE seq = ?1")?.execute(params![stored.seq, link.seq])?;
+    log_attempt(c, req, &stored.code, link, action, "failed", Some(failure.error_code()))?;
+    Ok(RedeemOutcome::Failure(failure, Some(stored.code)))
+}
+
+type Check = fn(Option<&CodeFacts>, &ProjectFacts, i64) -> Result<(), RedeemFailure>;
+
+/// What the domain rules make of an attempt on what [`redemption_facts`] read.
+enum Decision {
+    Apply(StoredCode),
+    Refuse(RedeemFailure, Option<StoredCode>),
+}
+
+fn decide(facts: Option<RedemptionFacts>, check: Check, now: i64) -> Decision {
+    let Some(facts) = facts else {
+        return Decision::Refuse(RedeemFailure::CodeNotFound, None);
+    };
+    match (check(facts.code.as_ref().map(|s| s.code.facts()).as_ref(), &facts.project, now), facts.code) {
+        (Ok(()), Some(stored)) => Decision::Apply(stored),
+        (Ok(()), None) => Decision::Refuse(RedeemFailure::CodeNotFound, None),
+        (Err(failure), stored) => Decision::Refuse(failure, stored),
+    }
+}
 
 fn redeem_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutcome> {
     if let Some((max, period)) = req.quota {
@@ -159,54 +206,43 @@ fn redeem_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutcome> 
             return Ok(RedeemOutcome::QuotaExhausted);
         }
     }
-    // One conditional update: exactly-once whatever else is in flight.
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "UPDATE codes SET use_count = use_count + 1, verified_at = ?3, verified_by = ?4,
-                    log_head_before = log_head, log_head = ?5
-              WHERE project_id = ?1 AND code_norm = ?2 AND disabled = 0 AND use_count < max_uses AND {REDEEMABLE_NOW}
-              RETURNING {CODE_COLUMNS}, log_head_before"
-        )
-    });
-    let seq = next_log_seq(c)?;
-    let updated = c
-        .prepare_cached(&SQL)?
-        .query_row(params![req.project_id, req.code_norm, req.now, req.actor, seq], |r| code_and_link(r, seq))
-        .optional()?;
-    match updated {
-        Some((code, link)) => {
-            // The code was below max_uses and is enabled (the update's condition).
-            super::deferred::add_used(&code.project_id, i64::from(code.use_count >= code.max_uses));
-            log_attempt(c, req, &code, link, RedemptionAction::Verify, "success", None)?;
-            Ok(RedeemOutcome::Success(code))
-        }
-        None => explain_failure(c, req, RedemptionAction::Verify, check_verify),
-    }
+    let facts = redemption_facts(c, &req.project_id, &req.code_norm)?;
+    let mut stored = match decide(facts, check_verify, req.now) {
+        Decision::Apply(stored) => stored,
+        Decision::Refuse(failure, stored) => return refuse(c, req, stored, RedemptionAction::Verify, failure),
+    };
+    let code = &mut stored.code;
+    code.use_count += 1;
+    code.verified_at = Some(req.now);
+    code.verified_by.clone_from(&req.actor);
+    // The code was enabled and below max_uses (the check); the used counter moves once per group.
+    super::deferred::add_used(&code.project_id, i64::from(code.use_count >= code.max_uses));
+    Ok(RedeemOutcome::Success(apply_redemption(c, req, stored, RedemptionAction::Verify, "success", None)?))
 }
 
 fn reactivate_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutcome> {
-    let sql = format!(
-        "UPDATE codes SET use_count = use_count - 1,
-                verified_at = CASE WHEN use_count > 1 THEN verified_at END,
-                verified_by = CASE WHEN use_count > 1 THEN verified_by END,
-                log_head_before = log_head, log_head = ?4
-          WHERE project_id = ?1 AND code_norm = ?2 AND disabled = 0 AND use_count > 0 AND {REDEEMABLE_NOW}
-          RETURNING {CODE_COLUMNS}, log_head_before"
-    );
-    let seq = next_log_seq(c)?;
-    let updated = c
-        .prepare_cached(&sql)?
-        .query_row(params![req.project_id, req.code_norm, req.now, seq], |r| code_and_link(r, seq))
-        .optional()?;
-    match updated {
-        Some((code, link)) => {
-            let (before, now) = (code.use_count + 1 >= code.max_uses, code.use_count >= code.max_uses);
-            super::deferred::add_used(&code.project_id, i64::from(now) - i64::from(before));
-            log_attempt(c, req, &code, link, RedemptionAction::Reactivate, "reactivated", req.reason.as_deref())?;
-            Ok(RedeemOutcome::Success(code))
-        }
-        None => explain_failure(c, req, RedemptionAction::Reactivate, check_reactivate),
+    let facts = redemption_facts(c, &req.project_id, &req.code_norm)?;
+    let mut stored = match decide(facts, check_reactivate, req.now) {
+        Decision::Apply(stored) => stored,
+        Decision::Refuse(failure, stored) => return refuse(c, req, stored, RedemptionAction::Reactivate, failure),
+    };
+    let code = &mut stored.code;
+    let was_used = code.use_count >= code.max_uses;
+    code.use_count -= 1;
+    // The last use given back takes its verification with it.
+    if code.use_count == 0 {
+        code.verified_at = None;
+        code.verified_by = None;
     }
+    super::deferred::add_used(&code.project_id, i64::from(code.use_count >= code.max_uses) - i64::from(was_used));
+    Ok(RedeemOutcome::Success(apply_redemption(
+        c,
+        req,
+        stored,
+        RedemptionAction::Reactivate,
+        "reactivated",
+        req.reason.as_deref(),
+    )?))
 }
 
 /// The WHERE clause of a filter over one project's codes, with its parameters
