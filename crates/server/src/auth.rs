@@ -225,9 +225,19 @@ fn missing_credentials() -> ApiError {
 fn origin(parts: &Parts, principal: &Principal) -> RequestOrigin {
     // The socket peer, or the client a trusted proxy forwarded.
     let ip = crate::limits::ClientIp::of(parts).map(|c| c.0.to_string());
-    let user_agent =
-        parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(255).collect());
+    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(kept_user_agent);
     RequestOrigin { ip_address: ip, user_agent, credential: Some(principal.credential()) }
+}
+
+/// At most the first 255 characters of a User-Agent, as kept with redemptions.
+fn kept_user_agent(agent: &str) -> String {
+    if agent.len() <= 255 {
+        return agent.to_owned();
+    }
+    match agent.char_indices().nth(255) {
+        Some((cut, _)) => agent[..cut].to_owned(),
+        None => agent.to_owned(),
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -322,4 +332,22 @@ async fn signed(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Principa
     state.defences.replay.check(facts, now).await?;
     state.touch_api_key(&key.api_key, &key.id, key.last_used_at, now);
     Ok(Principal::ApiKey { key_id: key.id.clone(), api_key: key.api_key.clone(), project_id: key.project_id.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kept_user_agent;
+
+    #[test]
+    fn a_user_agent_is_kept_to_255_characters_whole() {
+        assert_eq!(kept_user_agent("codegate-sdk/0.1.1"), "codegate-sdk/0.1.1");
+        let ascii = "a".repeat(300);
+        assert_eq!(kept_user_agent(&ascii), "a".repeat(255));
+        // Two bytes each: cut after the 255th character, never inside one.
+        let accented = "é".repeat(200);
+        assert_eq!(kept_user_agent(&accented), accented);
+        let long = "é".repeat(300);
+        assert_eq!(kept_user_agent(&long).chars().count(), 255);
+        assert_eq!(kept_user_agent(&long), "é".repeat(255));
+    }
 }

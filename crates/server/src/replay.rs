@@ -50,7 +50,9 @@ impl ReplayGuard {
                 id.push_str("s:");
                 id.push_str(r.api_key);
                 id.push(':');
-                id.extend(r.signature.chars().map(|c| c.to_ascii_lowercase()));
+                let at = id.len();
+                id.push_str(r.signature);
+                id[at..].make_ascii_lowercase();
                 id
             }
             None => return Ok(()),
