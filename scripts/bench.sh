@@ -10,4 +10,5 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 cargo build --release --locked -p codegate -p codegate-bench >&2
-exec "$root/target/release/codegate-bench" --server-bin "$root/target/release/codegate" "$@"
+release="${CARGO_TARGET_DIR:-$root/target}/release"
+exec "$release/codegate-bench" --server-bin "$release/codegate" "$@"
