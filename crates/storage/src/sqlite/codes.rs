@@ -671,12 +671,21 @@ impl RedemptionStore for SqliteStore {
     async fn redemptions_per_day(&self, project_id: Option<&str>, since: i64) -> StoreResult<Vec<(i64, i64)>> {
         let project_id = project_id.map(str::to_owned);
         self.read(move |c| {
-            let filter = if project_id.is_some() { "project_id = ?1" } else { "?1 IS NULL" };
-            let sql = format!(
-                "SELECT (created_at / 86400) * 86400 AS day, COUNT(*) FROM redemptions
-                  WHERE {filter} AND result = 'success' AND created_at >= ?2 GROUP BY day ORDER BY day"
-            );
-            let mut stmt = c.prepare_cached(&sql)?;
+            // All projects: each project's range of the success-time index (migration 0005);
+            // CROSS JOIN keeps the projects outside, as SQLite would otherwise scan the whole index.
+            let sql = match project_id {
+                Some(_) => {
+                    "SELECT (created_at / 86400) * 86400 AS day, COUNT(*) FROM redemptions
+                      WHERE project_id = ?1 AND result = 'success' AND created_at >= ?2 GROUP BY day ORDER BY day"
+                }
+                None => {
+                    "SELECT (r.created_at / 86400) * 86400 AS day, COUNT(*)
+                       FROM projects p CROSS JOIN redemptions r INDEXED BY redemptions_success_time
+                         ON r.project_id = p.id AND r.result = 'success' AND r.created_at >= ?2
+                      WHERE ?1 IS NULL GROUP BY day ORDER BY day"
+                }
+            };
+            let mut stmt = c.prepare_cached(sql)?;
             let days = stmt
                 .query_map(params![project_id, since], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -8,6 +8,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "management", include_str!("../../migrations/sqlite/0002_management.sql")),
     (3, "code_positions", include_str!("../../migrations/sqlite/0003_code_positions.sql")),
     (4, "redemption_chains", include_str!("../../migrations/sqlite/0004_redemption_chains.sql")),
+    (5, "fewer_log_indexes", include_str!("../../migrations/sqlite/0005_fewer_log_indexes.sql")),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

@@ -41,9 +41,11 @@ pub fn new_code(code: &str, code_norm: &str, max_uses: i64) -> NewCode {
 }
 
 /// SQL that takes a database back to before migration 0004 (redemption
-/// chains), as an older binary left it; the caller also deletes its row from
-/// `schema_migrations` (with those of any other migration it undoes).
+/// chains), and so before 0005, as an older binary left it; the caller also
+/// deletes their rows from `schema_migrations` (with those of any other
+/// migration it undoes).
 pub const BEFORE_REDEMPTION_CHAINS: &str = "
+    CREATE INDEX redemptions_time ON redemptions(created_at) WHERE result = 'success';
     ALTER TABLE codes DROP COLUMN log_head;
     ALTER TABLE codes DROP COLUMN log_head_before;
     ALTER TABLE redemptions DROP COLUMN previous_seq;
