@@ -128,6 +128,23 @@ impl Code {
     pub fn state(&self, project_expires_at: Option<i64>, now: i64) -> CodeState {
         self.facts().state(project_expires_at, now)
     }
+
+    /// A verify that `check_verify` allowed: one use more, with who and when.
+    pub fn record_verify(&mut self, now: i64, verified_by: Option<&str>) {
+        self.use_count += 1;
+        self.verified_at = Some(now);
+        self.verified_by = verified_by.map(str::to_owned);
+    }
+
+    /// A reactivate that `check_reactivate` allowed: one use given back; the
+    /// last one takes the verification (who and when) with it.
+    pub fn record_reactivate(&mut self) {
+        self.use_count -= 1;
+        if self.use_count == 0 {
+            self.verified_at = None;
+            self.verified_by = None;
+        }
+    }
 }
 
 /// One verify or reactivate attempt on an existing code.
@@ -303,4 +320,41 @@ pub struct Session {
     pub csrf_token: String,
     pub created_at: i64,
     pub expires_at: i64,
+}
+
+#[cfg(test)]
+mod redemption_tests {
+    use super::Code;
+
+    fn code(max_uses: i64) -> Code {
+        Code {
+            id: "c".into(),
+            project_id: "p".into(),
+            code: "ABC".into(),
+            disabled: false,
+            expires_at: None,
+            max_uses,
+            use_count: 0,
+            verified_at: None,
+            verified_by: None,
+            batch_id: None,
+            metadata: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_verify_takes_a_use_and_a_reactivate_gives_it_back() {
+        let mut c = code(2);
+        c.record_verify(10, Some("alice"));
+        assert_eq!((c.use_count, c.verified_at, c.verified_by.as_deref()), (1, Some(10), Some("alice")));
+        c.record_verify(20, None);
+        assert_eq!((c.use_count, c.verified_at, c.verified_by.as_deref()), (2, Some(20), None));
+        assert!(c.facts().is_used());
+        // Giving back one of two uses keeps the last verification.
+        c.record_reactivate();
+        assert_eq!((c.use_count, c.verified_at), (1, Some(20)));
+        c.record_reactivate();
+        assert_eq!((c.use_count, c.verified_at, c.verified_by), (0, None, None));
+    }
 }

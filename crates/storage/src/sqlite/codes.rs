@@ -211,12 +211,9 @@ fn redeem_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutcome> 
         Decision::Apply(stored) => stored,
         Decision::Refuse(failure, stored) => return refuse(c, req, stored, RedemptionAction::Verify, failure),
     };
-    let code = &mut stored.code;
-    code.use_count += 1;
-    code.verified_at = Some(req.now);
-    code.verified_by.clone_from(&req.actor);
+    stored.code.record_verify(req.now, req.actor.as_deref());
     // The code was enabled and below max_uses (the check); the used counter moves once per group.
-    super::deferred::add_used(&code.project_id, i64::from(code.use_count >= code.max_uses));
+    super::deferred::add_used(&stored.code.project_id, i64::from(stored.code.facts().is_used()));
     Ok(RedeemOutcome::Success(apply_redemption(c, req, stored, RedemptionAction::Verify, "success", None)?))
 }
 
@@ -226,15 +223,10 @@ fn reactivate_in(c: &Connection, req: &RedeemRequest) -> StoreResult<RedeemOutco
         Decision::Apply(stored) => stored,
         Decision::Refuse(failure, stored) => return refuse(c, req, stored, RedemptionAction::Reactivate, failure),
     };
-    let code = &mut stored.code;
-    let was_used = code.use_count >= code.max_uses;
-    code.use_count -= 1;
-    // The last use given back takes its verification with it.
-    if code.use_count == 0 {
-        code.verified_at = None;
-        code.verified_by = None;
-    }
-    super::deferred::add_used(&code.project_id, i64::from(code.use_count >= code.max_uses) - i64::from(was_used));
+    let was_used = stored.code.facts().is_used();
+    stored.code.record_reactivate();
+    let now_used = stored.code.facts().is_used();
+    super::deferred::add_used(&stored.code.project_id, i64::from(now_used) - i64::from(was_used));
     Ok(RedeemOutcome::Success(apply_redemption(
         c,
         req,
