@@ -5,6 +5,7 @@
 //! codes, then the read endpoints and `/healthz`, and reports requests/s,
 //! latency percentiles, errors and the server's peak RSS.
 
+mod cpu;
 mod load;
 mod plans;
 mod report;
@@ -13,6 +14,7 @@ mod setup;
 
 use anyhow::{bail, Result};
 use clap::Parser;
+use cpu::CpuMark;
 use load::run_step;
 use plans::{unsigned_get_plan, Signer};
 use report::{Bulk, Config, Machine, Report, Row};
@@ -156,12 +158,13 @@ async fn run(args: &Args, server: &Server) -> Result<Report> {
         let plan = Arc::new(signer.verify_plan(&pid, &codes[used..used + share]));
         progress(&format!("verify at {conns} connections ({share} codes signed)"));
         server.rss.take_window_peak();
-        let cpu = server.rss.cpu_secs();
+        let cpu = CpuMark::now(server.pid());
         let r = run_step(server.addr, plan, conns, duration).await;
+        let cpu = cpu.used();
         let rss = server.rss.take_window_peak();
         verify_rss = verify_rss.max(rss);
         used += (r.requests as usize).min(share);
-        rows.push(Row::new("verify", conns, r, rss, server.rss.cpu_secs() - cpu));
+        rows.push(Row::new("verify", conns, r, rss, cpu));
         settle().await;
     }
 
@@ -181,19 +184,19 @@ async fn run(args: &Args, server: &Server) -> Result<Report> {
     for (name, plan) in reads {
         progress(&format!("{name} at {} connections", args.read_connections));
         server.rss.take_window_peak();
-        let cpu = server.rss.cpu_secs();
+        let cpu = CpuMark::now(server.pid());
         let r = run_step(server.addr, Arc::new(plan), args.read_connections, read_time).await;
-        let cpu = server.rss.cpu_secs() - cpu;
+        let cpu = cpu.used();
         rows.push(Row::new(name, args.read_connections, r, server.rss.take_window_peak(), cpu));
     }
 
     progress(&format!("/healthz at {} connections", args.healthz_connections));
     server.rss.take_window_peak();
     let host = server.addr.to_string();
-    let cpu = server.rss.cpu_secs();
+    let cpu = CpuMark::now(server.pid());
     let r =
         run_step(server.addr, Arc::new(unsigned_get_plan(&host, "/healthz")), args.healthz_connections, duration).await;
-    let cpu = server.rss.cpu_secs() - cpu;
+    let cpu = cpu.used();
     rows.push(Row::new("healthz", args.healthz_connections, r, server.rss.take_window_peak(), cpu));
 
     let mut report = Report {

@@ -1,6 +1,7 @@
 //! The report: a markdown table, a JSON document, and a verdict per DESIGN §7
 //! target. It reports; it never fails a run on a timing.
 
+use crate::cpu::CpuUse;
 use crate::load::StepResult;
 use serde::Serialize;
 
@@ -86,17 +87,23 @@ pub struct Row {
     pub p99_ms: f64,
     pub max_ms: f64,
     pub peak_rss_mb: f64,
-    /// The server's CPU time (user and system) per request, in microseconds.
+    /// The server's CPU time (user and system, all threads) per request, in microseconds.
     pub server_cpu_us: f64,
+    /// The load generator's own CPU time per request, in microseconds (it shares the machine).
+    pub client_cpu_us: f64,
+    /// How much of all cores' time stayed idle during the step, in per cent
+    /// (`None` where /proc/stat cannot be read).
+    pub machine_idle_pct: Option<f64>,
     pub note: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub error_samples: Vec<String>,
 }
 
 impl Row {
-    /// `server_cpu_secs`: CPU time the server used during the step.
-    pub fn new(name: &str, connections: usize, r: StepResult, peak_rss: u64, server_cpu_secs: f64) -> Row {
+    /// `cpu`: what the server, the load generator and the machine did during the step.
+    pub fn new(name: &str, connections: usize, r: StepResult, peak_rss: u64, cpu: CpuUse) -> Row {
         let ms = |q: f64| r.histogram.value_at_quantile(q) as f64 / 1000.0;
+        let per_request_us = |secs: f64| if r.requests > 0 { secs * 1e6 / r.requests as f64 } else { 0.0 };
         Row {
             name: name.to_owned(),
             connections,
@@ -108,7 +115,9 @@ impl Row {
             p99_ms: ms(0.99),
             max_ms: r.histogram.max() as f64 / 1000.0,
             peak_rss_mb: peak_rss as f64 / MB,
-            server_cpu_us: if r.requests > 0 { server_cpu_secs * 1e6 / r.requests as f64 } else { 0.0 },
+            server_cpu_us: per_request_us(cpu.server_secs),
+            client_cpu_us: per_request_us(cpu.client_secs),
+            machine_idle_pct: cpu.idle_share.map(|share| share * 100.0),
             note: if r.exhausted { "stopped early: its share of codes ran out".to_owned() } else { String::new() },
             error_samples: r.error_samples,
         }
@@ -269,12 +278,12 @@ impl Report {
         }
         s.push_str(&format!("\nCodes to redeem from: {}.\n\n", self.codes_source));
         s.push_str(
-            "| requests | conns | requests/s | p50 ms | p99 ms | max ms | errors | total | peak RSS MB | server CPU µs/req | note |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+            "| requests | conns | requests/s | p50 ms | p99 ms | max ms | errors | total | peak RSS MB | server CPU µs/req | load generator CPU µs/req | machine idle % | note |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         );
         for r in &self.rows {
             s.push_str(&format!(
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {:.1} | {:.0} | {} |\n",
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {:.1} | {:.0} | {:.0} | {} | {} |\n",
                 r.name,
                 r.connections,
                 r.rps,
@@ -285,6 +294,8 @@ impl Report {
                 r.requests,
                 r.peak_rss_mb,
                 r.server_cpu_us,
+                r.client_cpu_us,
+                r.machine_idle_pct.map_or_else(|| "–".to_owned(), |p| format!("{p:.0}")),
                 r.note
             ));
         }

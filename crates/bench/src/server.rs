@@ -146,17 +146,6 @@ impl RssSampler {
         self.window_peak_kb.swap(0, Ordering::Relaxed).max(now) * 1024
     }
 
-    /// CPU time the process has used so far (user and system, all threads), in seconds.
-    /// Unlike requests per second it does not move when a noisy neighbour takes
-    /// the machine's cores for a while: CPU per request compares two builds fairly.
-    pub fn cpu_secs(&self) -> f64 {
-        // Fields after the command name: utime and stime are the 12th and 13th, in clock ticks.
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        (ticks(11) + ticks(12)) as f64 / CLOCK_TICKS_PER_SEC
-    }
-
     /// The kernel's high-water mark of the process's RSS, in bytes.
     pub fn high_water_mark(&self) -> u64 {
         status_kb(self.pid, "VmHWM:").unwrap_or(0) * 1024
@@ -169,9 +158,6 @@ impl RssSampler {
         }
     }
 }
-
-/// Linux reports process times in USER_HZ ticks, 100 per second on every architecture it runs on.
-const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 /// A `kB` field of /proc/<pid>/status.
 fn status_kb(pid: u32, field: &str) -> Option<u64> {

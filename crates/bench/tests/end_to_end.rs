@@ -65,6 +65,14 @@ fn a_tiny_run_reports_every_row_with_traffic_and_no_verify_errors() {
     }
     let h = row(&report, "healthz", 64);
     assert!(h["rps"].as_f64().unwrap() > 0.0, "{h}");
+    // Where the CPU went: both processes worked for a second at 64 connections,
+    // and the machine's idle share is a share.
+    for r in [row(&report, "verify", 64), h] {
+        assert!(r["server_cpu_us"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["client_cpu_us"].as_f64().unwrap() > 0.0, "{r}");
+        let idle = r["machine_idle_pct"].as_f64().unwrap_or_else(|| panic!("/proc/stat is read on Linux: {r}"));
+        assert!((0.0..=100.0).contains(&idle), "{r}");
+    }
 
     assert!(report["server_peak_rss_mb"].as_f64().unwrap() > 0.0);
     let targets = report["targets"].as_array().expect("targets");
