@@ -1,7 +1,8 @@
 //! A code's redemption log, which SQLite keeps as a chain from the code row
 //! (migration 0004): each code sees exactly its own attempts, newest first,
 //! whatever was interleaved with them, and filters and pages agree with the
-//! whole log. Logs written before the chains existed are linked on upgrade.
+//! whole log. Logs written before the chains existed are linked on upgrade,
+//! and the upgrade that rebuilds the log table (0006) keeps every row.
 
 mod support;
 
@@ -143,5 +144,53 @@ async fn logs_written_before_the_chains_are_linked_on_upgrade() {
     assert_logs(&store, &p, &before).await;
     // New attempts continue the linked chains.
     let all = merge(before, exercise(&store, &p, 3).await);
+    assert_logs(&store, &p, &all).await;
+}
+
+/// The schema objects of a table, as `name: sql` (SQLite's own UNIQUE indexes have no SQL).
+fn schema_of(path: &std::path::Path, table: &str) -> Vec<String> {
+    let c = rusqlite::Connection::open(path).unwrap();
+    let mut stmt =
+        c.prepare("SELECT name, COALESCE(sql, '') FROM sqlite_master WHERE tbl_name = ?1 ORDER BY name").unwrap();
+    let rows = stmt.query_map([table], |r| Ok(format!("{}: {}", r.get::<_, String>(0)?, r.get::<_, String>(1)?)));
+    rows.unwrap().collect::<Result<Vec<_>, _>>().unwrap()
+}
+
+#[tokio::test]
+async fn the_log_table_rebuild_keeps_every_row_and_the_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.db");
+    let (store, p) = seeded(&path).await;
+    let before = exercise(&store, &p, 4).await;
+    drop(store);
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(support::BEFORE_LEANER_REDEMPTIONS).unwrap();
+        c.execute_batch("DELETE FROM schema_migrations WHERE version >= 6").unwrap();
+    }
+    let old_log = schema_of(&path, "redemptions");
+    assert!(old_log.iter().any(|s| s.starts_with("sqlite_autoindex_redemptions")), "{old_log:?}");
+    let log_rows = |path: &std::path::Path| -> Vec<(i64, String, Option<i64>)> {
+        let c = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = c.prepare("SELECT seq, id, previous_seq FROM redemptions ORDER BY seq").unwrap();
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+        rows.collect::<Result<Vec<_>, _>>().unwrap()
+    };
+    let rows_before = log_rows(&path);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(log_rows(&path), rows_before, "every row, with its seq, id and link");
+    let log = schema_of(&path, "redemptions");
+    assert!(!log.iter().any(|s| s.starts_with("sqlite_autoindex")), "no UNIQUE index on log ids: {log:?}");
+    assert!(log.iter().any(|s| s.starts_with("redemptions_by_project:")), "{log:?}");
+    assert!(log.iter().any(|s| s.starts_with("redemptions_success_time:")), "{log:?}");
+    let codes = schema_of(&path, "codes");
+    assert!(codes.iter().any(|s| s.contains("codes_lookup ON codes(code_norm, project_id)")), "{codes:?}");
+    assert_logs(&store, &p, &before).await;
+
+    // Codes stay unique within their project, and new attempts continue the chains.
+    let again = store.insert_codes(&p.id, None, vec![new_code("ALPHA", 1)], NOW).await.unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, vec![0]));
+    let all = merge(before, exercise(&store, &p, 5).await);
     assert_logs(&store, &p, &all).await;
 }

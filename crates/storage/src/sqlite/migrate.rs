@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "code_positions", include_str!("../../migrations/sqlite/0003_code_positions.sql")),
     (4, "redemption_chains", include_str!("../../migrations/sqlite/0004_redemption_chains.sql")),
     (5, "fewer_log_indexes", include_str!("../../migrations/sqlite/0005_fewer_log_indexes.sql")),
+    (6, "leaner_redemptions", include_str!("../../migrations/sqlite/0006_leaner_redemptions.sql")),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

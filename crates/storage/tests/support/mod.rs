@@ -40,6 +40,25 @@ pub fn new_code(code: &str, code_norm: &str, max_uses: i64) -> NewCode {
     }
 }
 
+/// SQL that takes a database back to before migration 0006 (leaner
+/// redemptions): the code lookup index led by the project, and log ids under a
+/// UNIQUE constraint. The caller also deletes its row from `schema_migrations`.
+pub const BEFORE_LEANER_REDEMPTIONS: &str = "
+    DROP INDEX codes_lookup;
+    CREATE UNIQUE INDEX codes_lookup ON codes(project_id, code_norm);
+    CREATE TABLE redemptions_old (
+        seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
+        project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        code_id TEXT NOT NULL, code TEXT NOT NULL, action TEXT NOT NULL, result TEXT NOT NULL,
+        reason TEXT, actor TEXT, ip_address TEXT, user_agent TEXT, credential TEXT,
+        created_at INTEGER NOT NULL, previous_seq INTEGER);
+    INSERT INTO redemptions_old SELECT seq, id, project_id, code_id, code, action, result, reason, actor,
+        ip_address, user_agent, credential, created_at, previous_seq FROM redemptions;
+    DROP TABLE redemptions;
+    ALTER TABLE redemptions_old RENAME TO redemptions;
+    CREATE INDEX redemptions_by_project ON redemptions(project_id, seq);
+    CREATE INDEX redemptions_success_time ON redemptions(project_id, created_at) WHERE result = 'success';";
+
 /// SQL that takes a database back to before migration 0004 (redemption
 /// chains), and so before 0005, as an older binary left it; the caller also
 /// deletes their rows from `schema_migrations` (with those of any other
