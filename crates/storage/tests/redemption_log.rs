@@ -184,13 +184,9 @@ async fn the_log_table_rebuild_keeps_every_row_and_the_chains() {
     assert!(!log.iter().any(|s| s.starts_with("sqlite_autoindex")), "no UNIQUE index on log ids: {log:?}");
     assert!(log.iter().any(|s| s.starts_with("redemptions_by_project:")), "{log:?}");
     assert!(log.iter().any(|s| s.starts_with("redemptions_success_time:")), "{log:?}");
-    let codes = schema_of(&path, "codes");
-    assert!(codes.iter().any(|s| s.contains("codes_lookup ON codes(code_norm, project_id)")), "{codes:?}");
     assert_logs(&store, &p, &before).await;
 
-    // Codes stay unique within their project, and new attempts continue the chains.
-    let again = store.insert_codes(&p.id, None, vec![new_code("ALPHA", 1)], NOW).await.unwrap();
-    assert_eq!((again.inserted, again.duplicates), (0, vec![0]));
+    // New attempts continue the chains.
     let all = merge(before, exercise(&store, &p, 5).await);
     assert_logs(&store, &p, &all).await;
 }

@@ -41,11 +41,9 @@ pub fn new_code(code: &str, code_norm: &str, max_uses: i64) -> NewCode {
 }
 
 /// SQL that takes a database back to before migration 0006 (leaner
-/// redemptions): the code lookup index led by the project, and log ids under a
-/// UNIQUE constraint. The caller also deletes its row from `schema_migrations`.
+/// redemptions): log ids under a UNIQUE constraint. The caller also deletes
+/// its row from `schema_migrations`.
 pub const BEFORE_LEANER_REDEMPTIONS: &str = "
-    DROP INDEX codes_lookup;
-    CREATE UNIQUE INDEX codes_lookup ON codes(project_id, code_norm);
     CREATE TABLE redemptions_old (
         seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
         project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
