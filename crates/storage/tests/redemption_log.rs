@@ -127,19 +127,29 @@ async fn each_code_sees_exactly_its_own_attempts_newest_first() {
     assert_eq!(got.total as usize, both["BRAVO"].len());
 }
 
+/// A database with a log, taken back by `undo` to before migration `version`,
+/// as an older binary left it; returns the project and each code's log.
+async fn older_database(
+    path: &std::path::Path,
+    round: usize,
+    undo: &str,
+    version: i64,
+) -> (Project, HashMap<String, Vec<String>>) {
+    let (store, p) = seeded(path).await;
+    let before = exercise(&store, &p, round).await;
+    drop(store);
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute_batch(undo).unwrap();
+    c.execute("DELETE FROM schema_migrations WHERE version >= ?1", [version]).unwrap();
+    (p, before)
+}
+
 #[tokio::test]
 async fn logs_written_before_the_chains_are_linked_on_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.db");
-    let (store, p) = seeded(&path).await;
-    let before = exercise(&store, &p, 2).await;
-    drop(store);
-    // Back to the schema before chains, as an older binary left it (its rows had no links).
-    {
-        let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(support::BEFORE_REDEMPTION_CHAINS).unwrap();
-        c.execute_batch("DELETE FROM schema_migrations WHERE version >= 4").unwrap();
-    }
+    // Before the chains, the rows had no links.
+    let (p, before) = older_database(&path, 2, support::BEFORE_REDEMPTION_CHAINS, 4).await;
     let store = SqliteStore::open(&path).unwrap();
     assert_logs(&store, &p, &before).await;
     // New attempts continue the linked chains.
@@ -160,14 +170,7 @@ fn schema_of(path: &std::path::Path, table: &str) -> Vec<String> {
 async fn the_log_table_rebuild_keeps_every_row_and_the_chains() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("v5.db");
-    let (store, p) = seeded(&path).await;
-    let before = exercise(&store, &p, 4).await;
-    drop(store);
-    {
-        let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute_batch(support::BEFORE_LEANER_REDEMPTIONS).unwrap();
-        c.execute_batch("DELETE FROM schema_migrations WHERE version >= 6").unwrap();
-    }
+    let (p, before) = older_database(&path, 4, support::BEFORE_LEANER_REDEMPTIONS, 6).await;
     let old_log = schema_of(&path, "redemptions");
     assert!(old_log.iter().any(|s| s.starts_with("sqlite_autoindex_redemptions")), "{old_log:?}");
     let log_rows = |path: &std::path::Path| -> Vec<(i64, String, Option<i64>)> {
