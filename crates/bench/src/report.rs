@@ -1,7 +1,7 @@
 //! The report: a markdown table, a JSON document, and a verdict per DESIGN §7
 //! target. It reports; it never fails a run on a timing.
 
-use crate::cpu::CpuUse;
+use crate::cpu::{CpuUse, ThreadUse};
 use crate::load::StepResult;
 use serde::Serialize;
 
@@ -94,6 +94,8 @@ pub struct Row {
     /// How much of all cores' time stayed idle during the step, in per cent
     /// (`None` where /proc/stat cannot be read).
     pub machine_idle_pct: Option<f64>,
+    /// The server's threads by name during the step, busiest first.
+    pub server_threads: Vec<ThreadUse>,
     pub note: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub error_samples: Vec<String>,
@@ -118,6 +120,7 @@ impl Row {
             server_cpu_us: per_request_us(cpu.server_secs),
             client_cpu_us: per_request_us(cpu.client_secs),
             machine_idle_pct: cpu.idle_share.map(|share| share * 100.0),
+            server_threads: cpu.threads,
             note: if r.exhausted { "stopped early: its share of codes ran out".to_owned() } else { String::new() },
             error_samples: r.error_samples,
         }
@@ -299,6 +302,7 @@ impl Report {
                 r.note
             ));
         }
+        s.push_str(&threads_section(&self.rows));
         s.push_str(&format!(
             "\nServer peak RSS (VmHWM, whole run incl. bulk loads): {:.1} MB; during verify: {:.1} MB.\n\n",
             self.server_peak_rss_mb, self.server_rss_during_verify_mb
@@ -317,4 +321,35 @@ impl Report {
         }
         s
     }
+}
+
+/// Per step, how busy each of the server's threads (by name) and the load
+/// generator were, in per cent of one core: a stage near 100 % caps the step;
+/// with none near it and the machine idle, the step waits on something else.
+fn threads_section(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "\nBusy threads, in % of one core: the server's by name (×N where several share it; tokio names its \
+         HTTP workers and the blocking threads that run SQLite reads alike, `tokio-rt-worker`), with the time they \
+         were ready to run but waited for a core; then the load generator.\n\n",
+    );
+    for r in rows.iter().filter(|r| !r.server_threads.is_empty()) {
+        let server: Vec<String> = r
+            .server_threads
+            .iter()
+            .filter(|t| t.busy_pct >= 1.0)
+            .map(|t| {
+                let several = if t.threads > 1 { format!(" ×{}", t.threads) } else { String::new() };
+                let queued = t.queued_pct.map_or_else(String::new, |q| format!(" (queued {q:.0})"));
+                format!("{}{several} {:.0}{queued}", t.name, t.busy_pct)
+            })
+            .collect();
+        let client_pct = if r.secs > 0.0 { r.client_cpu_us * r.requests as f64 / 1e6 / r.secs * 100.0 } else { 0.0 };
+        s.push_str(&format!(
+            "- {} at {}: {}; load generator {client_pct:.0}\n",
+            r.name,
+            r.connections,
+            server.join(", ")
+        ));
+    }
+    s
 }

@@ -74,6 +74,13 @@ fn a_tiny_run_reports_every_row_with_traffic_and_no_verify_errors() {
         assert!((0.0..=100.0).contains(&idle), "{r}");
     }
 
+    // Which of the server's threads worked: redemptions go through the one SQLite writer.
+    let threads = row(&report, "verify", 64)["server_threads"].as_array().expect("server_threads");
+    let busy = |name: &str| threads.iter().find(|t| t["name"] == name).map_or(0.0, |t| t["busy_pct"].as_f64().unwrap());
+    assert!(busy("sqlite-writer") > 0.0 && busy("tokio-rt-worker") > 0.0, "{threads:#?}");
+    assert_eq!(threads.iter().filter(|t| t["name"] == "sqlite-writer").count(), 1);
+    assert!(h["server_threads"].as_array().unwrap().iter().all(|t| t["name"] != "sqlite-writer"), "{h}");
+
     assert!(report["server_peak_rss_mb"].as_f64().unwrap() > 0.0);
     let targets = report["targets"].as_array().expect("targets");
     for t in ["verify ≥ 25,000", "statistics", "list page 10000", "RSS"] {
@@ -84,4 +91,5 @@ fn a_tiny_run_reports_every_row_with_traffic_and_no_verify_errors() {
     }
     // The markdown table goes to stderr when --json holds stdout.
     assert!(stderr.contains("| verify | 64 |"), "{stderr}");
+    assert!(stderr.contains("- verify at 64: ") && stderr.contains("sqlite-writer "), "{stderr}");
 }

@@ -85,7 +85,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                     describe();
                     let upkeep = handle.clone();
                     // Histogram samples wait in buffers until drained: keep them small between scrapes.
-                    let _ = std::thread::Builder::new().name("codegate-metrics-upkeep".into()).spawn(move || loop {
+                    let _ = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || loop {
                         std::thread::sleep(Duration::from_secs(5));
                         upkeep.run_upkeep();
                     });

@@ -34,7 +34,7 @@ impl Syncer {
         wal.push("-wal");
         let wal = PathBuf::from(wal);
         let (committed, rx) = mpsc::channel();
-        std::thread::Builder::new().name("codegate-sqlite-sync".into()).spawn(move || run(&wal, &rx))?;
+        std::thread::Builder::new().name("sqlite-sync".into()).spawn(move || run(&wal, &rx))?;
         Ok(Syncer { committed })
     }
 

@@ -76,7 +76,7 @@ impl Writer {
         let syncer = sync_apart(&conn);
         let (jobs, rx) = mpsc::channel::<Job>(8192);
         std::thread::Builder::new()
-            .name("codegate-sqlite-writer".into())
+            .name("sqlite-writer".into())
             .spawn(move || run_writer(conn, rx, cache, syncer))
             .expect("spawn the SQLite writer thread");
         Writer { jobs }
