@@ -145,13 +145,28 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[export_name = "_rjem_malloc_conf"]
 static JEMALLOC_CONF: &[u8; 37] = b"dirty_decay_ms:3000,muzzy_decay_ms:0\0";
 
-#[tokio::main]
-async fn main() {
-    init_logging();
-    if let Err(e) = run(Cli::parse()).await {
-        eprintln!("codegate: {e:#}");
-        std::process::exit(1);
-    }
+/// Tokio's blocking threads at most: SQLite reads (eight at a time, one per
+/// read connection), import steps, drawing codes, password hashing. Tokio's
+/// own limit (512) let a burst of concurrent reads grow the pool to dozens of
+/// threads: a read's thread is not idle yet when the next read is handed out.
+const MAX_BLOCKING_THREADS: usize = 16;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("codegate: could not start the async runtime: {e}");
+            std::process::exit(1);
+        });
+    runtime.block_on(async {
+        init_logging();
+        if let Err(e) = run(Cli::parse()).await {
+            eprintln!("codegate: {e:#}");
+            std::process::exit(1);
+        }
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -80,3 +80,46 @@ async fn redemptions_survive_a_restart() {
         .await;
     assert_eq!(r["error_code"], "CODE_ALREADY_USED");
 }
+
+/// The server's threads, as Linux lists them.
+#[cfg(target_os = "linux")]
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).expect("the server runs").count()
+}
+
+/// A burst of concurrent reads waits for the eight read connections as tasks,
+/// and tokio's blocking pool is bounded: the server does not grow a thread per
+/// waiting reader (64 concurrent readers once meant more than 64 threads).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_concurrent_reads_keeps_the_server_to_a_few_threads() {
+    let s = Arc::new(TestServer::start().await);
+    let pid = s.create_project("readers").await;
+    let key = s.create_key(&pid).await;
+    let codes = Arc::new(s.generate(&pid, json!({"count": 64})).await);
+    const READERS: usize = 64;
+    let mut tasks = Vec::new();
+    for reader in 0..READERS {
+        let (s, key, pid, codes) = (s.clone(), key.clone(), pid.clone(), codes.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..10 {
+                let path = match round % 3 {
+                    0 => format!("/api/v1/projects/{pid}/statistics"),
+                    1 => format!("/api/v1/projects/{pid}/codes?page=1&page_size=20"),
+                    _ => format!("/api/v1/projects/{pid}/codes/by-code/{}", codes[reader]),
+                };
+                let (status, body) = s.signed(&key, Method::GET, &path, None).await;
+                assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let threads = thread_count(s.child.id());
+    // Workers (one per core), at most 16 blocking threads, and a dozen of the
+    // server's own (main, SQLite writer, sync and checkpointer, the read pool's
+    // helpers, metrics upkeep).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    assert!(threads <= cores + 16 + 12, "{threads} threads after {READERS} concurrent readers");
+}

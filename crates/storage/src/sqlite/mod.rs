@@ -1,5 +1,9 @@
 //! The embedded default: one SQLite file in WAL mode. Reads use a pool of
 //! connections on blocking threads; every write goes through [`writer::Writer`].
+//!
+//! Its threads are named `sqlite-writer`, `sqlite-sync` and `sqlite-checkpt`:
+//! Linux keeps 15 bytes of a thread's name, and within those they differ, so
+//! `top -H` and the benchmark's per-thread report tell them apart.
 
 mod accounts;
 mod codes;
@@ -21,8 +25,15 @@ use writer::{CachePolicy, Writer};
 
 type ReadPool = r2d2::Pool<SqliteConnectionManager>;
 
+/// Read connections in the pool, and reads running at once.
+const READ_CONNECTIONS: u32 = 8;
+
 pub struct SqliteStore {
     reads: ReadPool,
+    /// One permit per read connection, taken before a read gets a blocking
+    /// thread: reads beyond the pool's size wait here, as tasks, instead of
+    /// each holding one of the server's few blocking threads parked on the pool.
+    read_slots: std::sync::Arc<tokio::sync::Semaphore>,
     writer: Writer,
     path: PathBuf,
     stop_checkpoints: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -47,7 +58,7 @@ fn start_checkpointer(path: &Path, stop: std::sync::Arc<std::sync::atomic::Atomi
     let conn = Connection::open(path)?;
     configure(&conn, 1024)?;
     std::thread::Builder::new()
-        .name("codegate-sqlite-checkpoint".into())
+        .name("sqlite-checkpt".into())
         .spawn(move || {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
@@ -135,12 +146,13 @@ impl SqliteStore {
             .with_flags(rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(|c| configure(c, READER_CACHE_KIB));
         let reads = r2d2::Pool::builder()
-            .max_size(8)
+            .max_size(READ_CONNECTIONS)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
             .build(manager)?;
         Ok(SqliteStore {
             reads,
+            read_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(READ_CONNECTIONS as usize)),
             writer: Writer::start(conn, CachePolicy { normal_kib: WRITER_CACHE_KIB, bulk_kib: BULK_CACHE_KIB }),
             path,
             stop_checkpoints: stop,
@@ -164,9 +176,17 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let pool = self.reads.clone();
+        let slot = self
+            .read_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("reads have stopped".into()))?;
         tokio::task::spawn_blocking(move || {
-            let conn = pool.get()?;
-            f(&conn)
+            let read = f(&*pool.get()?);
+            // The connection is back in the pool before the next read may take it.
+            drop(slot);
+            read
         })
         .await
         .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
