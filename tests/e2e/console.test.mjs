@@ -248,6 +248,9 @@ test('an API key secret is shown once, with a working Python snippet', async () 
   assert.equal(signed.status, 200);
 
   await dialog.getByRole('button', { name: 'I have saved the secret' }).click();
+  // The <dialog> element itself must be gone (a role locator stops matching
+  // a closed dialog while it may still be in the DOM).
+  await page.waitForFunction(() => !document.querySelector('dialog'));
   await page.getByRole('cell', { name: 'checkout backend' }).waitFor();
   assert.ok(!(await page.content()).includes(secret), 'gone after closing the dialog');
   await screenshot(page, 'api-keys');
@@ -287,6 +290,7 @@ test('personal access tokens: created once, then usable', async () => {
   const res = await fetch(`${server.base}/api/v1/projects`, { headers: { Authorization: `Bearer ${token}` } });
   assert.equal(res.status, 200);
   await page.getByRole('dialog').getByRole('button', { name: 'Done' }).click();
+  await page.waitForFunction(() => !document.querySelector('dialog'));
   await page.getByRole('cell', { name: 'ci', exact: true }).waitFor();
   assert.ok(!(await page.content()).includes(token));
   await screenshot(page, 'tokens');

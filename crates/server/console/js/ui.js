@@ -124,12 +124,21 @@ export function modal(title, { onClose, wide } = {}) {
   const heading = h('h2', { id: `dlg${++fieldSeq}` }, title);
   const dialog = h('dialog', { 'aria-labelledby': heading.id }, h('div', { class: 'dlg-head' }, heading, closeBtn), body, foot);
   if (wide) dialog.style.width = 'min(860px, calc(100vw - 24px))';
-  const close = () => dialog.open && dialog.close();
-  closeBtn.addEventListener('click', close);
-  dialog.addEventListener('close', () => {
+  // Removed at once, not on the 'close' event (queued for later): a secret
+  // must be gone from the page when the closing click returns.
+  let closed = false;
+  const finish = () => {
+    if (closed) return;
+    closed = true;
     dialog.remove();
     onClose && onClose();
-  });
+  };
+  const close = () => {
+    if (dialog.open) dialog.close();
+    finish();
+  };
+  closeBtn.addEventListener('click', close);
+  dialog.addEventListener('close', finish);
   document.body.append(dialog);
   dialog.showModal();
   return { dialog, body, foot, close };
