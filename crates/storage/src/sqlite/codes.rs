@@ -137,9 +137,10 @@ fn log_id() -> String {
 /// read, and nothing can change the row in between, since every write runs on
 /// the one writer connection inside `BEGIN IMMEDIATE` (which also keeps other
 /// processes out). A single `UPDATE … RETURNING` did the same, but SQLite
-/// copies every `RETURNING` row through an ephemeral table of its own (that
-/// statement was what the `log_head_before` column of migration 0004 was for;
-/// nothing writes it any more).
+/// copies every `RETURNING` row through an ephemeral table of its own.
+///
+/// The row gives up its `spare` room (migration 0007) for what it gains, so it
+/// keeps its size and its page does not split.
 fn apply_redemption(
     c: &Connection,
     req: &RedeemRequest,
@@ -151,7 +152,7 @@ fn apply_redemption(
     let link = LogLink { seq: next_log_seq(c)?, previous: stored.log_head };
     let code = stored.code;
     c.prepare_cached(
-        "UPDATE codes SET use_count = ?2, verified_at = ?3, verified_by = ?4, log_head = ?5 WHERE seq = ?1",
+        "UPDATE codes SET use_count = ?2, verified_at = ?3, verified_by = ?4, log_head = ?5, spare = NULL WHERE seq = ?1",
     )?
     .execute(params![stored.seq, code.use_count, code.verified_at, code.verified_by, link.seq])?;
     log_attempt(c, req, &code, link, action, result, reason)?;
@@ -170,7 +171,8 @@ fn refuse(
         return Ok(RedeemOutcome::Failure(failure, None));
     };
     let link = LogLink { seq: next_log_seq(c)?, previous: stored.log_head };
-    c.prepare_cached("UPDATE codes SET log_head = ?2 WHERE seq = ?1")?.execute(params![stored.seq, link.seq])?;
+    c.prepare_cached("UPDATE codes SET log_head = ?2, spare = NULL WHERE seq = ?1")?
+        .execute(params![stored.seq, link.seq])?;
     log_attempt(c, req, &stored.code, link, action, "failed", Some(failure.error_code()))?;
     Ok(RedeemOutcome::Failure(failure, Some(stored.code)))
 }
@@ -394,6 +396,12 @@ fn bulk_in(
     }
 }
 
+/// Blank bytes a new unused code's row carries for its first redemption (the
+/// `spare` column, migration 0007): the redemption time (4 to 6 bytes), the
+/// log link (3 or 4) and a verifier id of up to ~22 bytes then fit without the
+/// row growing. A longer id still grows the row, by less.
+const REDEMPTION_ROOM_BYTES: i64 = 32;
+
 fn insert_in(
     c: &Connection,
     project_id: &str,
@@ -407,8 +415,9 @@ fn insert_in(
         .optional()?
         .unwrap_or(1);
     let mut stmt = c.prepare_cached(
-        "INSERT INTO codes (id, project_id, code, code_norm, disabled, expires_at, max_uses, use_count, verified_at, verified_by, batch_id, metadata, created_at, position)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+        "INSERT INTO codes (id, project_id, code, code_norm, disabled, expires_at, max_uses, use_count, verified_at, verified_by, batch_id, metadata, created_at, position, spare)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+                 CASE WHEN ?8 < ?7 THEN zeroblob(?15) END)
          ON CONFLICT DO NOTHING",
     )?;
     let mut report = InsertReport::default();
@@ -437,7 +446,8 @@ fn insert_in(
             batch_id,
             metadata_text,
             now,
-            next_position
+            next_position,
+            REDEMPTION_ROOM_BYTES
         ])?;
         if changed == 0 {
             report.duplicates.push(i);

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "redemption_chains", include_str!("../../migrations/sqlite/0004_redemption_chains.sql")),
     (5, "fewer_log_indexes", include_str!("../../migrations/sqlite/0005_fewer_log_indexes.sql")),
     (6, "leaner_redemptions", include_str!("../../migrations/sqlite/0006_leaner_redemptions.sql")),
+    (7, "room_for_redemptions", include_str!("../../migrations/sqlite/0007_room_for_redemptions.sql")),
 ];
 
 pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {

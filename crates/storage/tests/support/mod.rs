@@ -41,9 +41,11 @@ pub fn new_code(code: &str, code_norm: &str, max_uses: i64) -> NewCode {
 }
 
 /// SQL that takes a database back to before migration 0006 (leaner
-/// redemptions): log ids under a UNIQUE constraint. The caller also deletes
-/// its row from `schema_migrations`.
+/// redemptions), and so before 0007: log ids under a UNIQUE constraint, the
+/// codes' room under its old name. The caller also deletes their rows from
+/// `schema_migrations`.
 pub const BEFORE_LEANER_REDEMPTIONS: &str = "
+    ALTER TABLE codes RENAME COLUMN spare TO log_head_before;
     CREATE TABLE redemptions_old (
         seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
         project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
@@ -58,13 +60,13 @@ pub const BEFORE_LEANER_REDEMPTIONS: &str = "
     CREATE INDEX redemptions_success_time ON redemptions(project_id, created_at) WHERE result = 'success';";
 
 /// SQL that takes a database back to before migration 0004 (redemption
-/// chains), and so before 0005, as an older binary left it; the caller also
+/// chains), and so before 0005 to 0007, as an older binary left it; the caller also
 /// deletes their rows from `schema_migrations` (with those of any other
 /// migration it undoes).
 pub const BEFORE_REDEMPTION_CHAINS: &str = "
     CREATE INDEX redemptions_time ON redemptions(created_at) WHERE result = 'success';
     ALTER TABLE codes DROP COLUMN log_head;
-    ALTER TABLE codes DROP COLUMN log_head_before;
+    ALTER TABLE codes DROP COLUMN spare;
     ALTER TABLE redemptions DROP COLUMN previous_seq;
     CREATE INDEX redemptions_by_code ON redemptions(code_id, seq);
     CREATE INDEX redemptions_successes ON redemptions(project_id, seq) WHERE result = 'success';
