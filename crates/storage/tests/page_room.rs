@@ -55,13 +55,26 @@ fn table_pages(path: &std::path::Path, project_id: &str) -> (i64, i64) {
     (leaves, with_room)
 }
 
+/// A store on a fresh database file, with one project.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    store: SqliteStore,
+    p: Project,
+}
+
+async fn fixture(name: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("codes.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let p = project(name);
+    store.create_project(&p).await.unwrap();
+    Fixture { _dir: dir, path, store, p }
+}
+
 #[tokio::test]
 async fn redeeming_bulk_loaded_codes_splits_no_table_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("room.db");
-    let store = SqliteStore::open(&path).unwrap();
-    let p = project("room");
-    store.create_project(&p).await.unwrap();
+    let Fixture { path, store, p, _dir } = fixture("room").await;
     store.insert_codes(&p.id, None, bulk("R"), NOW).await.unwrap();
     let (leaves_before, with_room) = table_pages(&path, &p.id);
     assert_eq!(with_room, CODES as i64, "every new unused code has room");
@@ -79,11 +92,7 @@ async fn rows_without_room_split_their_pages() {
     // What codes stored before migration 0007 (or imported as used) do: the
     // same redemptions without the room grow the table. This is what the test
     // above would see if the room went missing.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("no-room.db");
-    let store = SqliteStore::open(&path).unwrap();
-    let p = project("no room");
-    store.create_project(&p).await.unwrap();
+    let Fixture { path, store, p, _dir } = fixture("no room").await;
     store.insert_codes(&p.id, None, bulk("N"), NOW).await.unwrap();
     // Rows without their room, packed again the way a bulk load packs them.
     rusqlite::Connection::open(&path).unwrap().execute_batch("UPDATE codes SET spare = NULL; VACUUM;").unwrap();
@@ -96,11 +105,7 @@ async fn rows_without_room_split_their_pages() {
 
 #[tokio::test]
 async fn codes_that_cannot_be_redeemed_get_no_room() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("used.db");
-    let store = SqliteStore::open(&path).unwrap();
-    let p = project("used");
-    store.create_project(&p).await.unwrap();
+    let Fixture { path, store, p, _dir } = fixture("used").await;
     let mut used = support::new_code("SPENT", "SPENT", 1);
     used.use_count = 1;
     used.verified_at = Some(NOW);
