@@ -59,19 +59,17 @@ pub fn body_sha256_hex(body: &[u8]) -> String {
     if body.is_empty() {
         return EMPTY_BODY_SHA256.to_owned();
     }
-    digest_hex(&Sha256::digest(body))
+    digest_hex(Sha256::digest(body).into())
 }
 
-/// Lower-case hex of a 32-byte digest. `hex::encode` builds its string one
+/// Lower-case hex of a SHA-256 digest. `hex::encode` builds its string one
 /// `char` at a time (~2,000 instructions more per signed request, callgrind);
 /// the slice form writes the 64 bytes straight into a buffer.
-fn digest_hex(digest: &[u8]) -> String {
+fn digest_hex(digest: [u8; 32]) -> String {
     let mut out = [0u8; 64];
-    match hex::encode_to_slice(digest, &mut out) {
-        Ok(()) => String::from_utf8_lossy(&out).into_owned(),
-        // Not a 32-byte digest: the general form.
-        Err(_) => hex::encode(digest),
-    }
+    // Only a length mismatch fails, and the array types rule that out.
+    let _ = hex::encode_to_slice(digest, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The parts of a request that are signed.
@@ -103,7 +101,7 @@ fn mac(secret: &[u8], string_to_sign: &str) -> Hmac<Sha256> {
 
 /// Lower-case hex signature.
 pub fn sign(secret: &[u8], string_to_sign: &str) -> String {
-    digest_hex(&mac(secret, string_to_sign).finalize().into_bytes())
+    digest_hex(mac(secret, string_to_sign).finalize().into_bytes().into())
 }
 
 /// Constant-time comparison of a provided hex signature with the expected one.
