@@ -83,6 +83,13 @@ pub struct CodeFilter {
     pub batch_id: Option<String>,
 }
 
+impl CodeFilter {
+    /// No condition at all: every code of the project.
+    pub fn is_empty(&self) -> bool {
+        self.state.is_none() && self.search.is_none() && self.batch_id.is_none()
+    }
+}
+
 /// Where a page starts: a page number, or an opaque position after a previous page.
 #[derive(Debug, Clone, Copy)]
 pub enum PageAt {

@@ -14,7 +14,7 @@ use codegate_domain::model::{
 };
 use codegate_domain::normalize::normalize_code;
 use codegate_domain::RedeemFailure;
-use codegate_storage::postgres::{self, PgStore};
+use codegate_storage::postgres::PgStore;
 use codegate_storage::sqlite::SqliteStore;
 use codegate_storage::{
     AuditFilter, Batch, BulkAction, CodeFilter, CodePatch, CodeSelection, CodeStore, NewCode, PageAt, ProjectPatch,
@@ -25,61 +25,9 @@ use proptest::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use support::postgres::TestDb;
 
 const START: i64 = support::T0;
-
-// ------------------------------------------------------------------ databases
-
-fn server_url() -> String {
-    std::env::var("CODEGATE_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// A fresh database, dropped when this goes away (also when a test fails).
-struct TestDb {
-    url: String,
-}
-
-impl TestDb {
-    /// `None` (after saying why) when no PostgreSQL answers outside CI.
-    async fn new() -> Option<TestDb> {
-        let server = server_url();
-        let name = format!("cg_test_{}", new_id());
-        match tokio::time::timeout(Duration::from_secs(10), postgres::create_database(&server, &name)).await {
-            Ok(Ok(url)) => Some(TestDb { url }),
-            failure => {
-                let why = format!("PostgreSQL at {server} is not usable: {failure:?}");
-                if in_ci() {
-                    panic!("{why} (CI must run the PostgreSQL suite; set CODEGATE_TEST_DATABASE_URL)");
-                }
-                eprintln!("SKIPPED: {why}");
-                None
-            }
-        }
-    }
-
-    async fn store(&self) -> PgStore {
-        PgStore::connect(&self.url).await.expect("connect and migrate")
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        // Drop runs inside the test's runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let _ = rt.block_on(postgres::drop_database(&url));
-        })
-        .join();
-    }
-}
 
 // ------------------------------------------------------------------ helpers
 
@@ -574,7 +522,7 @@ async fn concurrent_starts_migrate_once() {
         .fetch_all(store.pool())
         .await
         .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 }
 
 /// Connections killed under the pool (as a database restart does) are

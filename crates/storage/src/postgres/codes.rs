@@ -276,6 +276,12 @@ async fn select_codes(
     limit: u32,
     now: i64,
 ) -> sqlx::Result<Vec<(i64, Code)>> {
+    if let (PageAt::Number(page), true) = (at, filter.is_empty()) {
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
+        if let Some(rows) = page_by_position(c, &project.id, offset, limit).await? {
+            return Ok(rows);
+        }
+    }
     let mut qb = QueryBuilder::new(format!("SELECT {CODE_COLUMNS} FROM codes WHERE "));
     push_filter(&mut qb, project, filter, now);
     let offset = match at {
@@ -287,6 +293,39 @@ async fn select_codes(
     };
     qb.push(" ORDER BY seq DESC LIMIT ").push_bind(i64::from(limit)).push(" OFFSET ").push_bind(offset);
     qb.build().try_map(|r| rows::code_with_seq(&r)).fetch_all(c).await
+}
+
+/// Page of the unfiltered list by an index seek on positions, when they are
+/// dense (no code of the project was ever deleted); `None` means walk instead.
+async fn page_by_position(
+    c: &mut PgConnection,
+    project_id: &str,
+    offset: i64,
+    limit: u32,
+) -> sqlx::Result<Option<Vec<(i64, Code)>>> {
+    // One statement, so the total and the next position come from one snapshot.
+    let (total, next_position): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT COALESCE(SUM(total), 0)::BIGINT FROM project_counters WHERE project_id = $1),
+                (SELECT next_position FROM code_positions WHERE project_id = $1)",
+    )
+    .bind(project_id)
+    .fetch_one(&mut *c)
+    .await?;
+    let next_position = next_position.unwrap_or(1);
+    if total != next_position - 1 {
+        return Ok(None);
+    }
+    let newest_wanted = next_position - 1 - offset;
+    let rows = sqlx::query(&format!(
+        "SELECT {CODE_COLUMNS} FROM codes WHERE project_id = $1 AND position <= $2 ORDER BY position DESC LIMIT $3"
+    ))
+    .bind(project_id)
+    .bind(newest_wanted)
+    .bind(i64::from(limit))
+    .try_map(|r| rows::code_with_seq(&r))
+    .fetch_all(c)
+    .await?;
+    Ok(Some(rows))
 }
 
 async fn list_in(
@@ -351,14 +390,24 @@ async fn insert_in(
 ) -> sqlx::Result<InsertReport> {
     let mut tx = pool.begin().await?;
     let mut report = InsertReport::default();
+    // Locks the project's row until commit: batches of one project number in turn.
+    let mut next_position: i64 = sqlx::query_scalar(
+        "INSERT INTO code_positions AS cp (project_id, next_position) VALUES ($1, 1)
+         ON CONFLICT (project_id) DO UPDATE SET next_position = cp.next_position
+         RETURNING next_position",
+    )
+    .bind(project_id)
+    .fetch_one(&mut *tx)
+    .await?;
     for (chunk_no, chunk) in codes.chunks(INSERT_CHUNK).enumerate() {
         // Rows go in offered order; a row whose code (or id) exists, also
-        // earlier in this very list, is skipped and reported.
+        // earlier in this very list, is skipped and reported. Row k of the
+        // chunk takes position next_position + k - 1.
         let inserted: HashSet<String> = sqlx::query_scalar(
             "INSERT INTO codes (id, project_id, code, code_norm, disabled, expires_at, max_uses, use_count,
-                                verified_at, verified_by, batch_id, metadata, created_at)
+                                verified_at, verified_by, batch_id, metadata, created_at, position)
              SELECT u.id, $1, u.code, u.code_norm, u.disabled, u.expires_at, u.max_uses, u.use_count,
-                    u.verified_at, u.verified_by, $2, u.metadata, $3
+                    u.verified_at, u.verified_by, $2, u.metadata, $3, $14 + u.ord - 1
                FROM UNNEST($4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BOOLEAN[], $8::BIGINT[], $9::BIGINT[],
                            $10::BIGINT[], $11::BIGINT[], $12::TEXT[], $13::TEXT[])
                     WITH ORDINALITY AS u(id, code, code_norm, disabled, expires_at, max_uses, use_count,
@@ -380,18 +429,39 @@ async fn insert_in(
         .bind(chunk.iter().map(|n| n.verified_at).collect::<Vec<_>>())
         .bind(chunk.iter().map(|n| n.verified_by.clone()).collect::<Vec<_>>())
         .bind(chunk.iter().map(|n| json_text(&n.metadata)).collect::<Vec<_>>())
+        .bind(next_position)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
         .collect();
+        let mut kept = Vec::with_capacity(inserted.len());
         for (i, n) in chunk.iter().enumerate() {
             if inserted.contains(&n.id) {
-                report.inserted += 1;
+                kept.push(n.id.clone());
             } else {
                 report.duplicates.push(chunk_no * INSERT_CHUNK + i);
             }
         }
+        if kept.len() < chunk.len() && !kept.is_empty() {
+            // Skipped rows left holes: number the kept ones again, densely.
+            let positions: Vec<i64> = (next_position..).take(kept.len()).collect();
+            sqlx::query(
+                "UPDATE codes SET position = v.position
+                   FROM UNNEST($1::TEXT[], $2::BIGINT[]) AS v(id, position) WHERE codes.id = v.id",
+            )
+            .bind(&kept)
+            .bind(&positions)
+            .execute(&mut *tx)
+            .await?;
+        }
+        report.inserted += kept.len() as u64;
+        next_position += kept.len() as i64;
     }
+    sqlx::query("UPDATE code_positions SET next_position = $2 WHERE project_id = $1")
+        .bind(project_id)
+        .bind(next_position)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -556,7 +626,7 @@ impl RedemptionStore for PgStore {
     async fn recent_successes(&self, project_id: Option<&str>, limit: u32) -> StoreResult<Vec<RedemptionLog>> {
         let sql = match project_id {
             Some(_) => format!(
-                "SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE project_id = $1 AND result = 'success' ORDER BY seq DESC LIMIT $2"
+                "SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE project_id = $1 AND result = 'success' ORDER BY created_at DESC, seq DESC LIMIT $2"
             ),
             None => format!(
                 "SELECT {REDEMPTION_COLUMNS} FROM redemptions WHERE result = 'success' AND $1::TEXT IS NULL ORDER BY seq DESC LIMIT $2"

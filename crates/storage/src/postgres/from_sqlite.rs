@@ -78,6 +78,7 @@ const TABLES: &[Table] = &[
             ("batch_id", Text),
             ("metadata", Text),
             ("created_at", Int),
+            ("position", Int),
         ],
     },
     Table {
@@ -277,7 +278,15 @@ pub async fn copy_from_sqlite(sqlite_path: &Path, postgres_url: &str) -> StoreRe
         }
         report.tables.push((table.name.to_owned(), copied));
     }
-    // New rows continue after the copied positions (cursors stay valid).
+    // New codes are numbered after the copied ones (deep pages stay seeks).
+    sqlx::query(
+        "INSERT INTO code_positions (project_id, next_position)
+         SELECT project_id, COALESCE(MAX(position), 0) + 1 FROM codes GROUP BY project_id",
+    )
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    // New rows continue after the copied sequence numbers (cursors stay valid).
     for table in ["codes", "redemptions", "audit_log", "batches"] {
         sqlx::query(&format!(
             "SELECT setval(pg_get_serial_sequence('{table}', 'seq'), COALESCE((SELECT MAX(seq) FROM {table}), 0) + 1, false)"

@@ -8,7 +8,10 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, Executor, PgConnection};
 use std::time::Duration;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, "positions_and_recent", include_str!("../../migrations/postgres/0002_positions_and_recent.sql")),
+];
 
 /// Arbitrary but fixed: the advisory lock key all CodeGate replicas agree on.
 const MIGRATION_LOCK: i64 = 0x636f_6465_6761_7465; // "codegate"

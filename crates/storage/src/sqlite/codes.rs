@@ -281,13 +281,10 @@ fn select_codes(
     limit: u32,
     now: i64,
 ) -> StoreResult<Vec<(i64, Code)>> {
-    if let PageAt::Number(page) = at {
-        let unfiltered = filter.state.is_none() && filter.search.is_none() && filter.batch_id.is_none();
-        if unfiltered {
-            let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
-            if let Some(rows) = page_by_position(c, &project.id, offset, limit)? {
-                return Ok(rows);
-            }
+    if let (PageAt::Number(page), true) = (at, filter.is_empty()) {
+        let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
+        if let Some(rows) = page_by_position(c, &project.id, offset, limit)? {
+            return Ok(rows);
         }
     }
     let (where_clause, mut args) = filter_sql(project, filter, now);

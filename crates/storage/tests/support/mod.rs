@@ -2,6 +2,8 @@
 //! uses some of them).
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use codegate_domain::ids::new_id;
 use codegate_domain::model::{CodeRules, Project, Quotas};
 use codegate_storage::NewCode;
