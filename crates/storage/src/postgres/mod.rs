@@ -20,7 +20,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::Store;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::ConnectOptions;
+use sqlx::{ConnectOptions, Connection};
 use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
@@ -85,9 +85,23 @@ fn pool_options(settings: &PoolSettings) -> PgPoolOptions {
         .idle_timeout(Duration::from_secs(300))
         .max_lifetime(Duration::from_secs(1800))
         // A connection broken by a database restart is found and replaced
-        // before use, so the pool recovers by itself.
-        .test_before_acquire(true)
+        // before use, so the pool recovers by itself. Only connections idle
+        // for a while are tested: a ping is a round trip, and under load it
+        // would double each query's. (A broken connection that was busy
+        // fails its request once; sqlx tests every connection it takes back.)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
+
+/// How long a pooled connection may sit unused before it is tested on acquire.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 impl PgStore {
     /// Connects, applies pending migrations (one replica at a time) and returns the store.
