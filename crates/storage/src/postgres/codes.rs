@@ -306,7 +306,9 @@ where
     Err(StoreError::Unavailable("the code kept changing under concurrent requests; retry".into()))
 }
 
-/// Codes matching `filter` from a position (a page offset or after a seq), newest first, with their seq.
+/// Codes matching `filter` from a position (a page offset or after a seq),
+/// newest first, with their seq. `numbering` is the project's total and next
+/// position read together, when the caller has them (unfiltered lists).
 async fn select_codes(
     c: &mut PgConnection,
     project: &Project,
@@ -314,10 +316,11 @@ async fn select_codes(
     at: PageAt,
     limit: u32,
     now: i64,
+    numbering: Option<(i64, i64)>,
 ) -> sqlx::Result<Vec<(i64, Code)>> {
-    if let (PageAt::Number(page), true) = (at, filter.is_empty()) {
+    if let (PageAt::Number(page), true, Some((total, next_position))) = (at, filter.is_empty(), numbering) {
         let offset = i64::from(page.saturating_sub(1)) * i64::from(limit);
-        if let Some(rows) = page_by_position(c, &project.id, offset, limit).await? {
+        if let Some(rows) = page_by_position(c, &project.id, total, next_position, offset, limit).await? {
             return Ok(rows);
         }
     }
@@ -336,21 +339,15 @@ async fn select_codes(
 
 /// Page of the unfiltered list by an index seek on positions, when they are
 /// dense (no code of the project was ever deleted); `None` means walk instead.
+/// `total` and `next_position` must come from one snapshot (see `counts`).
 async fn page_by_position(
     c: &mut PgConnection,
     project_id: &str,
+    total: i64,
+    next_position: i64,
     offset: i64,
     limit: u32,
 ) -> sqlx::Result<Option<Vec<(i64, Code)>>> {
-    // One statement, so the total and the next position come from one snapshot.
-    let (total, next_position): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT COALESCE(SUM(total), 0)::BIGINT FROM project_counters WHERE project_id = $1),
-                (SELECT next_position FROM code_positions WHERE project_id = $1)",
-    )
-    .bind(project_id)
-    .fetch_one(&mut *c)
-    .await?;
-    let next_position = next_position.unwrap_or(1);
     if total != next_position - 1 {
         return Ok(None);
     }
@@ -375,8 +372,10 @@ async fn list_in(
     page_size: u32,
     now: i64,
 ) -> sqlx::Result<CodePage> {
+    let mut numbering = None;
     let total = if filter.search.is_none() && filter.batch_id.is_none() {
-        let n = counts(c, &project.id, project.expires_at, now).await?;
+        let (n, next_position) = counts(c, &project.id, project.expires_at, now).await?;
+        numbering = Some((n.total, next_position));
         match filter.state {
             None => n.total,
             Some(CodeState::Unused) => n.unused,
@@ -389,7 +388,7 @@ async fn list_in(
         push_filter(&mut qb, project, filter, now);
         qb.build_query_scalar::<i64>().fetch_one(&mut *c).await?
     };
-    let rows = select_codes(c, project, filter, at, page_size, now).await?;
+    let rows = select_codes(c, project, filter, at, page_size, now, numbering).await?;
     let next = (rows.len() == page_size as usize).then(|| rows.last().map(|r| r.0)).flatten();
     Ok(CodePage { items: rows.into_iter().map(|r| r.1).collect(), total, next })
 }
@@ -623,7 +622,7 @@ impl CodeStore for PgStore {
         // gathers every matching row and sorts it for each page, which turns
         // exporting a million-code batch into minutes.
         sqlx::query("SET LOCAL enable_sort = off").execute(&mut *tx).await.map_err(map_err)?;
-        let rows = select_codes(&mut tx, project, filter, at, limit, now).await.map_err(map_err)?;
+        let rows = select_codes(&mut tx, project, filter, at, limit, now, None).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(rows)
     }

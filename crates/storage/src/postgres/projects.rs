@@ -87,25 +87,28 @@ impl ProjectStore for PgStore {
 
     async fn code_counts(&self, project: &Project, now: i64) -> StoreResult<CodeCounts> {
         let mut c = self.pool.acquire().await.map_err(map_err)?;
-        counts(&mut c, &project.id, project.expires_at, now).await.map_err(map_err)
+        Ok(counts(&mut c, &project.id, project.expires_at, now).await.map_err(map_err)?.0)
     }
 }
 
 /// Counts by derived state: the counter slots plus range counts on the partial
-/// index of live codes with an expiry of their own, in one statement (one snapshot).
+/// index of live codes with an expiry of their own; and the position the
+/// project's next code will take (1 before its first). One statement, one
+/// snapshot: a list page compares the total with that position.
 pub(super) async fn counts(
     c: &mut PgConnection,
     project_id: &str,
     project_expiry: Option<i64>,
     now: i64,
-) -> sqlx::Result<CodeCounts> {
+) -> sqlx::Result<(CodeCounts, i64)> {
     let project_expired = has_passed(project_expiry, now);
     let row = sqlx::query(
         "SELECT COALESCE(SUM(total), 0)::BIGINT, COALESCE(SUM(disabled), 0)::BIGINT, COALESCE(SUM(used), 0)::BIGINT,
                 (SELECT COUNT(*) FROM codes WHERE project_id = $1 AND NOT disabled AND use_count < max_uses
                     AND expires_at IS NOT NULL AND expires_at <= $2),
                 CASE WHEN $3 THEN (SELECT COUNT(*) FROM codes WHERE project_id = $1 AND NOT disabled
-                    AND use_count < max_uses AND expires_at IS NOT NULL AND expires_at > $2) ELSE 0 END
+                    AND use_count < max_uses AND expires_at IS NOT NULL AND expires_at > $2) ELSE 0 END,
+                COALESCE((SELECT next_position FROM code_positions WHERE project_id = $1), 1)
            FROM project_counters WHERE project_id = $1",
     )
     .bind(project_id)
@@ -118,5 +121,6 @@ pub(super) async fn counts(
     let live = total - disabled - used;
     // Codes without an expiry of their own follow the project's, which may have passed.
     let expired = if project_expired { live - own_live } else { own_expired };
-    Ok(CodeCounts { total, used, disabled, expired, unused: live - expired })
+    let next_position: i64 = row.try_get(5)?;
+    Ok((CodeCounts { total, used, disabled, expired, unused: live - expired }, next_position))
 }
