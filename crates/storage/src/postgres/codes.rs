@@ -428,7 +428,11 @@ async fn insert_in(
 ) -> sqlx::Result<InsertReport> {
     let mut tx = pool.begin().await?;
     let mut report = InsertReport::default();
-    // Locks the project's row until commit: batches of one project number in turn.
+    // The project first (as the foreign key's check would), then its numbering: a
+    // project deleted meanwhile (project, then numbering by cascade) waits for
+    // this batch instead of deadlocking with it.
+    sqlx::query("SELECT 1 FROM projects WHERE id = $1 FOR KEY SHARE").bind(project_id).execute(&mut *tx).await?;
+    // Locks the numbering until commit: batches of one project number in turn.
     let mut next_position: i64 = sqlx::query_scalar(
         "INSERT INTO code_positions AS cp (project_id, next_position) VALUES ($1, 1)
          ON CONFLICT (project_id) DO UPDATE SET next_position = cp.next_position
