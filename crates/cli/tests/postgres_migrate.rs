@@ -78,12 +78,8 @@ async fn snapshot(s: &Server, key: &Key, pid: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_db_keeps_codes_states_logs_keys_and_tokens() {
-    let server_url = postgres_support::server_url();
     let name = format!("cg_{}", codegate_domain::ids::new_id());
-    let pg_url = match codegate_storage::postgres::create_database(&server_url, &name).await {
-        Ok(url) => url,
-        Err(e) => return postgres_support::unavailable(&format!("PostgreSQL at {server_url}: {e}")),
-    };
+    let Some(pg_url) = codegate_storage::postgres::test_support::fresh_database(&name).await else { return };
 
     // 1. A SQLite installation with codes in every state and a redemption history.
     let dir = tempfile::tempdir().unwrap();

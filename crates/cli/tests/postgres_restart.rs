@@ -56,7 +56,7 @@ impl Drop for KeepPostgresRunning {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_restart_under_load_gives_503s_then_recovers_without_false_successes() {
     if cluster_version().is_none() || Command::new("pg_ctlcluster").arg("--help").output().is_err() {
-        postgres_support::unavailable("no local PostgreSQL cluster to restart (pg_ctlcluster)");
+        codegate_storage::postgres::test_support::unavailable("no local PostgreSQL cluster to restart (pg_ctlcluster)");
         return;
     }
     let _guard = KeepPostgresRunning;

@@ -3,55 +3,26 @@
 //! another server) and `codegate serve` replicas sharing it.
 //!
 //! Without a reachable server these tests say so and pass locally; in CI
-//! (`CI=true`) they fail, so they can never be skipped silently there.
+//! they fail (`codegate_storage::postgres::test_support`).
 #![allow(dead_code)]
 
 use crate::common::{self, Key};
+use codegate_storage::postgres::test_support::fresh_database;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
-pub fn server_url() -> String {
-    std::env::var("CODEGATE_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Fails in CI, skips (loudly) elsewhere.
-pub fn unavailable(why: &str) {
-    if in_ci() {
-        panic!("{why} (CI must run the PostgreSQL suite; set CODEGATE_TEST_DATABASE_URL)");
-    }
-    eprintln!("SKIPPED: {why}");
-}
-
 /// A data directory bound to a fresh database (the harness finds it in the
 /// directory); `None` when PostgreSQL cannot be reached outside CI.
 pub async fn pg_data_dir() -> Option<(tempfile::TempDir, String)> {
     let dir = tempfile::tempdir().unwrap();
     // The whole id: UUIDv7s made in the same millisecond share their leading digits.
-    let name = format!("cg_{}", codegate_domain::ids::new_id());
-    let server = server_url();
-    match tokio::time::timeout(Duration::from_secs(10), codegate_storage::postgres::create_database(&server, &name))
-        .await
-    {
-        Ok(Ok(url)) => {
-            std::fs::write(dir.path().join(".test-database-url"), &url).unwrap();
-            assert_eq!(common::test_database_url(dir.path()).as_deref(), Some(url.as_str()));
-            Some((dir, url))
-        }
-        failure => {
-            unavailable(&format!("PostgreSQL at {server} is not usable: {failure:?}"));
-            None
-        }
-    }
+    let url = fresh_database(&format!("cg_{}", codegate_domain::ids::new_id())).await?;
+    std::fs::write(dir.path().join(".test-database-url"), &url).unwrap();
+    assert_eq!(common::test_database_url(dir.path()).as_deref(), Some(url.as_str()));
+    Some((dir, url))
 }
 
 /// One `codegate serve` process; killed when dropped.

@@ -10,6 +10,8 @@ mod migrate;
 mod projects;
 mod provision;
 mod rows;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use from_sqlite::{copy_from_sqlite, CopyReport};
 pub use provision::{create_database, database_name, drop_database, server_url_with_database};
