@@ -9,7 +9,7 @@ use super::create_database;
 use std::time::Duration;
 
 /// The server test databases are made on.
-pub fn server_url() -> String {
+fn server_url() -> String {
     std::env::var("CODEGATE_TEST_DATABASE_URL")
         .ok()
         .filter(|u| !u.is_empty())
@@ -17,7 +17,7 @@ pub fn server_url() -> String {
 }
 
 /// Whether this runs in CI, where a missing PostgreSQL is a failure.
-pub fn in_ci() -> bool {
+fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
