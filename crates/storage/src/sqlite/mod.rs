@@ -12,6 +12,7 @@ mod durability;
 mod migrate;
 mod projects;
 mod rows;
+mod wal_vfs;
 mod writer;
 
 use crate::error::{StoreError, StoreResult};
@@ -122,12 +123,24 @@ const READER_CACHE_KIB: u32 = 4 * 1024;
 /// to the WAL early (see `writer::CachePolicy`).
 const BULK_CACHE_KIB: u32 = 64 * 1024;
 
+/// The writer's connection, through the VFS that writes each commit's WAL
+/// frames at once (`wal_vfs`), or SQLite's default one if that is unavailable.
+fn open_for_writing(path: &Path) -> StoreResult<Connection> {
+    match wal_vfs::register() {
+        Ok(()) => Ok(Connection::open_with_flags_and_vfs(path, rusqlite::OpenFlags::default(), wal_vfs::NAME)?),
+        Err(e) => {
+            tracing::warn!(error = %e, "SQLite's default VFS for the writer: each WAL frame is written on its own");
+            Ok(Connection::open(path)?)
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
         without_memory_statistics();
         let path = path.as_ref().to_path_buf();
-        let mut conn = Connection::open(&path)?;
+        let mut conn = open_for_writing(&path)?;
         // New databases only (an existing file keeps its page size). A redemption dirties
         // two random pages (the code's row, the by-code log index); each goes to the WAL
         // whole at every commit, so smaller pages halve the bytes written per verify.
