@@ -143,6 +143,14 @@ impl SeenSet {
                 shard.floor = shard.floor.max(median);
                 let floor = shard.floor;
                 shard.seen.retain(|_, t| *t >= floor);
+                if shard.seen.len() >= SHARD_CAPACITY * 3 / 4 {
+                    // The newer half shares the median's second (a client may send one
+                    // timestamp with every request): that second goes too, or the shard
+                    // would grow past its bound and redo this walk on every insert.
+                    shard.floor = median + 1;
+                    shard.seen.retain(|_, t| *t > median);
+                }
+                let floor = shard.floor;
                 if ts < floor {
                     return Seen::TooOld;
                 }
@@ -212,5 +220,26 @@ mod tests {
         assert_eq!(too_old, 0, "rising timestamps stay above the floor");
         // The very first request cannot be replayed now: it is below the floor.
         assert!(!matches!(set.insert("n0", 1_000, 1_100, 300), Seen::Fresh));
+    }
+
+    #[test]
+    fn one_timestamp_on_every_request_cannot_outgrow_the_memory() {
+        let set = SeenSet::default();
+        let total = SHARDS * SHARD_CAPACITY * 2;
+        let mut fresh = 0;
+        for i in 0..total {
+            if matches!(set.insert(&format!("s{i}"), 1_000, 1_000, 300), Seen::Fresh) {
+                fresh += 1;
+            }
+        }
+        let largest = set.shards.iter().map(|s| s.lock().unwrap().seen.len()).max().unwrap();
+        assert!(largest <= SHARD_CAPACITY, "a shard held {largest} entries");
+        assert!(fresh >= SHARDS * SHARD_CAPACITY / 2, "requests were taken until memory was full ({fresh})");
+        // Whatever memory had to let go of is refused, never taken a second time.
+        for i in (0..total).step_by(97) {
+            assert!(!matches!(set.insert(&format!("s{i}"), 1_000, 1_000, 300), Seen::Fresh), "s{i} replayed");
+        }
+        // A request signed a second later is taken again.
+        assert!(matches!(set.insert("later", 1_001, 1_001, 300), Seen::Fresh));
     }
 }
