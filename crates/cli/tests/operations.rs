@@ -683,6 +683,49 @@ async fn json_logs_carry_the_request_id() {
     assert!(!log.contains(&s.token), "the token is not logged");
 }
 
+/// "Health": once a sync of the SQLite WAL has failed, no write is confirmed
+/// (not even when a later sync could succeed) and `/readyz` says so, until a
+/// restart recovers the database from what the disk holds.
+#[tokio::test]
+async fn a_failed_disk_sync_stops_writes_until_a_restart() {
+    let mut s = TestServer::start().await;
+    if on_postgres(&s) {
+        return; // PostgreSQL makes its own commits durable
+    }
+    let pid = s.create_project("disk").await;
+    let key = s.create_key(&pid).await;
+    let codes = s.generate(&pid, json!({"count": 3})).await;
+    verify(&s, &key, &pid, &codes[0]).await;
+
+    let verify_path = format!("/api/v1/projects/{pid}/codes/verify");
+    let attempt = |code: &str| json!({"code": code}).to_string();
+    // The WAL vanishes under the server: the next commit cannot be made durable.
+    let wal = s.data_dir.path().join("codegate.db-wal");
+    std::fs::remove_file(&wal).unwrap();
+    let (status, p) = s.signed(&key, Method::POST, &verify_path, Some(&attempt(&codes[1]))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{p}");
+    assert_eq!(p["code"], "SERVICE_UNAVAILABLE", "{p}");
+    // A file at its path again, which a sync would find: still nothing is confirmed.
+    std::fs::write(&wal, b"").unwrap();
+    let (status, p) = s.signed(&key, Method::POST, &verify_path, Some(&attempt(&codes[2]))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{p}");
+    let (status, p) = s.admin(Method::POST, "/api/v1/projects", Some(json!({"name": "after"}))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{p}");
+    let (status, ready) = common::read(s.http.get(s.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+    assert_eq!(ready["code"], "NOT_READY", "{ready}");
+    assert_eq!(ready["database"], "read-only", "{ready}");
+    // Reads still answer meanwhile.
+    let (status, info) = s.signed(&key, Method::GET, &format!("/api/v1/projects/{pid}"), None).await;
+    assert_eq!(status, StatusCode::OK, "{info}");
+
+    restart(&mut s, &[]);
+    let (status, ready) = common::read(s.http.get(s.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{ready}");
+    let (status, p) = s.admin(Method::POST, "/api/v1/projects", Some(json!({"name": "after"}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{p}");
+}
+
 /// Runs SQL on a PostgreSQL database with psql.
 fn psql(url: &str, sql: &str) -> String {
     let out = Command::new("psql").args(["-v", "ON_ERROR_STOP=1", "-tA", "-c", sql]).arg(url).output().unwrap();

@@ -387,4 +387,10 @@ pub trait AuditStore: Send + Sync {
 pub trait Store: ProjectStore + CodeStore + RedemptionStore + KeyStore + AccountStore + AuditStore {
     /// Whether the database answers.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Why the store takes no writes while it still answers reads, if it does
+    /// not (SQLite after a failed sync of its WAL: until a restart).
+    fn writes_refused(&self) -> Option<String> {
+        None
+    }
 }

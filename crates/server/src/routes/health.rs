@@ -14,27 +14,43 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready: the database answers and, when one is configured, Redis too.
-/// Without Redis a replica still serves (with limits and replay memory of its
-/// own), but it is not ready: a load balancer should prefer replicas that share them.
+/// Ready: the database answers and takes writes and, when one is configured,
+/// Redis answers too. Without Redis a replica still serves (with limits and
+/// replay memory of its own), but it is not ready: a load balancer should
+/// prefer replicas that share them. A database that only answers reads (SQLite
+/// after a failed sync to disk) needs a restart.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Object), (status = "default", description = "A problem", body = super::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let database = state.store.ping().await;
     if let Err(e) = &database {
         tracing::warn!(error = %e, "readiness check failed: the database does not answer");
     }
+    let writes_refused = state.store.writes_refused();
+    if let Some(why) = &writes_refused {
+        tracing::warn!(reason = %why, "readiness check failed: the database takes no writes");
+    }
     let redis = state.defences.redis_status().await;
-    let mut facts = json!({"database": if database.is_ok() { "ok" } else { "unreachable" }});
+    let mut facts = json!({"database": match (&database, &writes_refused) {
+        (Err(_), _) => "unreachable",
+        (Ok(()), Some(_)) => "read-only",
+        (Ok(()), None) => "ok",
+    }});
     if let Some(redis) = redis {
         facts["redis"] = json!(redis);
     }
     match (database.is_ok(), redis) {
+        (false, _) => {
+            problem(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", "the database does not answer", Some(facts))
+        }
+        (true, _) if writes_refused.is_some() => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_READY",
+            "a sync of the database to disk failed: writes are refused until CodeGate restarts (see the server log)",
+            Some(facts),
+        ),
         (true, None | Some("ok")) => {
             facts["status"] = json!("ok");
             Json(facts).into_response()
-        }
-        (false, _) => {
-            problem(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", "the database does not answer", Some(facts))
         }
         (true, Some(_)) => problem(
             StatusCode::SERVICE_UNAVAILABLE,

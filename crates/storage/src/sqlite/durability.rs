@@ -13,11 +13,19 @@
 //! Readers may see a commit a moment before it is durable. A write never
 //! builds an answer on one: whatever it read, its own answer waits for a
 //! later sync, which covers everything committed before it.
+//!
+//! Once a sync has failed, that no longer holds: the kernel may have dropped
+//! the pages it could not write and still report the next sync a success,
+//! and SQLite's recovery stops at the first WAL frame that did not reach the
+//! disk, taking every later commit with it. So the first failure is final:
+//! from then on no commit is confirmed and the writer takes no more jobs,
+//! until a restart recovers the database from what the disk really holds.
 
 use crate::error::{StoreError, StoreResult};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 /// Answers a job once its transaction's fate is known.
 pub(super) type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
@@ -25,17 +33,25 @@ pub(super) type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
 /// Hands committed jobs to the sync thread.
 pub(super) struct Syncer {
     committed: mpsc::Sender<Vec<Completion>>,
+    failed: Arc<AtomicBool>,
 }
 
 impl Syncer {
-    /// Starts the sync thread for the WAL of the database at `db_path`.
-    pub(super) fn start(db_path: &Path) -> std::io::Result<Syncer> {
+    /// Starts the sync thread for the WAL of the database at `db_path`; it
+    /// sets `failed` at the first sync that fails.
+    pub(super) fn start(db_path: &Path, failed: Arc<AtomicBool>) -> std::io::Result<Syncer> {
         let mut wal = db_path.as_os_str().to_owned();
         wal.push("-wal");
         let wal = PathBuf::from(wal);
         let (committed, rx) = mpsc::channel();
-        std::thread::Builder::new().name("sqlite-sync".into()).spawn(move || run(&wal, &rx))?;
-        Ok(Syncer { committed })
+        let flag = failed.clone();
+        std::thread::Builder::new().name("sqlite-sync".into()).spawn(move || run(&wal, &rx, &flag))?;
+        Ok(Syncer { committed, failed })
+    }
+
+    /// Whether a sync has failed (and no commit can be confirmed any more).
+    pub(super) fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     /// Answers `jobs` (all of one committed transaction) once the WAL is synced.
@@ -49,22 +65,37 @@ impl Syncer {
     }
 }
 
+const UNSYNCED: &str = "the write was committed but could not be made durable";
+
+/// Why every write is refused once a sync has failed.
+pub(super) const REFUSED_AFTER_FAILED_SYNC: &str =
+    "an earlier sync of the database to disk failed: no write can be confirmed until CodeGate restarts";
+
 fn unsynced() -> StoreError {
-    StoreError::Unavailable("the write was committed but could not be made durable".into())
+    StoreError::Unavailable(UNSYNCED.into())
 }
 
-fn run(wal: &Path, committed: &mpsc::Receiver<Vec<Completion>>) {
+fn run(wal: &Path, committed: &mpsc::Receiver<Vec<Completion>>, failed: &AtomicBool) {
     let mut file = None;
     while let Ok(first) = committed.recv() {
         // Everything committed so far is in the WAL already: one sync covers it all.
         let mut waiting = vec![first];
         waiting.extend(committed.try_iter());
-        let synced = sync(wal, &mut file);
-        if let Err(e) = &synced {
-            tracing::error!(error = %e, "could not sync the WAL; the writes waiting for it are answered with an error");
-        }
+        let synced = if failed.load(Ordering::Acquire) {
+            Err(REFUSED_AFTER_FAILED_SYNC)
+        } else {
+            sync(wal, &mut file).map_err(|e| {
+                failed.store(true, Ordering::Release);
+                tracing::error!(
+                    error = %e,
+                    "could not sync the database's WAL to disk: the writes waiting for it are answered with an \
+                     error, and no write is taken any more. Restart CodeGate once the disk is sound"
+                );
+                UNSYNCED
+            })
+        };
         for done in waiting.into_iter().flatten() {
-            done(synced.as_ref().map(|_| ()).map_err(|_| unsynced()));
+            done(synced.map_err(|why| StoreError::Unavailable(why.into())));
         }
     }
 }

@@ -237,6 +237,10 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         self.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
+
+    fn writes_refused(&self) -> Option<String> {
+        self.writer.refusal().map(str::to_owned)
+    }
 }
 
 /// Maps a uniqueness failure on a named index to a conflict the API can explain.

@@ -22,10 +22,12 @@
 use crate::error::{StoreError, StoreResult};
 use rusqlite::Connection;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-use super::durability::{Completion, Syncer};
+use super::durability::{Completion, Syncer, REFUSED_AFTER_FAILED_SYNC};
 /// Runs the job; says whether it succeeded, and how to answer once the transaction ends.
 type Work = Box<dyn FnOnce(&Connection) -> (bool, Completion) + Send>;
 
@@ -69,17 +71,25 @@ const BULK_LINGER: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Set for good when a sync of the WAL fails (see `durability`).
+    sync_failed: Arc<AtomicBool>,
 }
 
 impl Writer {
     pub(crate) fn start(conn: Connection, cache: CachePolicy) -> Writer {
-        let syncer = sync_apart(&conn);
+        let sync_failed = Arc::new(AtomicBool::new(false));
+        let syncer = sync_apart(&conn, sync_failed.clone());
         let (jobs, rx) = mpsc::channel::<Job>(8192);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || run_writer(conn, rx, cache, syncer))
             .expect("spawn the SQLite writer thread");
-        Writer { jobs }
+        Writer { jobs, sync_failed }
+    }
+
+    /// Why no write is taken, once a sync of the WAL has failed.
+    pub(crate) fn refusal(&self) -> Option<&'static str> {
+        self.sync_failed.load(Ordering::Acquire).then_some(REFUSED_AFTER_FAILED_SYNC)
     }
 
     /// Runs `f` in the next group transaction and answers after the commit.
@@ -115,6 +125,9 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        if let Some(why) = self.refusal() {
+            return Err(StoreError::Unavailable(why.into()));
+        }
         let (answer, answered) = oneshot::channel::<StoreResult<T>>();
         let work: Work = Box::new(move |conn: &Connection| {
             let result = if guard == Guard::Savepoint { in_savepoint(conn, f) } else { run_caught(conn, f) };
@@ -126,21 +139,22 @@ impl Writer {
             (ok, completion)
         });
         let job = if guard == Guard::Solo { Job::Solo(work) } else { Job::Grouped(work) };
-        self.jobs.send(job).await.map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?;
-        answered.await.map_err(|_| StoreError::Unavailable("the database writer has stopped".into()))?
+        let stopped = || StoreError::Unavailable(self.refusal().unwrap_or("the database writer has stopped").into());
+        self.jobs.send(job).await.map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
     }
 }
 
 /// For a WAL database in a file: commits stop syncing (`synchronous = NORMAL`)
 /// and a [`Syncer`] makes them durable before anyone is answered. Otherwise
 /// (or when that cannot be set up) commits keep syncing themselves.
-fn sync_apart(conn: &Connection) -> Option<Syncer> {
+fn sync_apart(conn: &Connection, failed: Arc<AtomicBool>) -> Option<Syncer> {
     let path = conn.path().filter(|p| !p.is_empty())?;
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).ok()?;
     if !mode.eq_ignore_ascii_case("wal") {
         return None;
     }
-    let syncer = match Syncer::start(std::path::Path::new(path)) {
+    let syncer = match Syncer::start(std::path::Path::new(path), failed) {
         Ok(syncer) => syncer,
         Err(e) => {
             tracing::warn!(error = %e, "no sync thread: every commit syncs the WAL itself");
@@ -273,6 +287,15 @@ fn set_cache(conn: &Connection, kib: u32) -> bool {
 /// `syncer` when there is one. Savepoint jobs undo their own failure; any
 /// other failure rolls it all back.
 fn run_group(conn: &Connection, first: Work, more: &mut dyn FnMut() -> Option<Work>, syncer: Option<&Syncer>) {
+    if syncer.is_some_and(Syncer::failed) {
+        // Nothing committed now could be confirmed: the jobs are dropped unrun, and their
+        // callers see the refusal (`Writer::submit`).
+        drop(first);
+        while let Some(job) = more() {
+            drop(job);
+        }
+        return;
+    }
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "could not begin a write transaction");
         // Dropping the job drops its answer channel: the caller sees the writer as unavailable.
@@ -472,5 +495,34 @@ mod tests {
         std::fs::remove_file(dir.path().join("w.db-wal")).unwrap();
         let answer = spawn_job(&w, true, |c| insert(c, 2)).await.unwrap();
         assert!(matches!(answer, Err(StoreError::Unavailable(_))), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_sync_no_write_is_taken() {
+        let (w, dir) = start();
+        spawn_job(&w, true, |c| insert(c, 1)).await.unwrap().unwrap();
+        assert!(w.refusal().is_none());
+        let wal = dir.path().join("w.db-wal");
+        std::fs::remove_file(&wal).unwrap();
+        let answer = spawn_job(&w, true, |c| insert(c, 2)).await.unwrap();
+        assert!(matches!(answer, Err(StoreError::Unavailable(_))), "{answer:?}");
+        // A file at the WAL's path again: a sync would succeed there, but the commits
+        // it would vouch for went to the unlinked WAL. Nothing is confirmed, or even run.
+        std::fs::write(&wal, b"").unwrap();
+        let ran = Arc::new(AtomicBool::new(false));
+        for lean in [true, false] {
+            let ran = ran.clone();
+            let answer = spawn_job(&w, lean, move |c| {
+                ran.store(true, Ordering::SeqCst);
+                insert(c, 3)
+            })
+            .await
+            .unwrap();
+            assert!(matches!(&answer, Err(StoreError::Unavailable(m)) if m == REFUSED_AFTER_FAILED_SYNC), "{answer:?}");
+        }
+        let alone = w.run_alone(|c| insert(c, 4)).await;
+        assert!(matches!(alone, Err(StoreError::Unavailable(_))), "{alone:?}");
+        assert!(!ran.load(Ordering::SeqCst), "a job ran after the failed sync");
+        assert!(w.refusal().is_some(), "the refusal lasts");
     }
 }
